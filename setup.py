@@ -1,0 +1,32 @@
+"""jaxclean: find mislabeled examples from training dynamics recorded inside jitted JAX steps."""
+import setuptools
+
+setuptools.setup(
+    name="jaxclean",
+    version="0.1.0",
+    description="Scalable mislabel detection from per-example training dynamics in JAX.",
+    packages=setuptools.find_packages(include=["jaxclean", "jaxclean.*", "third_party", "third_party.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.8",
+        "flax>=0.10",
+        "optax>=0.2.4",
+        "orbax-checkpoint>=0.11",
+        "ml-collections>=1.0",
+        "absl-py",
+        "numpy>=1.26",
+        "tensorflow-datasets>=4.9",
+        "importlib_resources",  # tensorflow-datasets imports it without declaring it
+        "scikit-learn>=1.3",  # embedded digits data set and detection metrics
+        "pandas>=2",
+        "pyarrow>=14",
+        "pillow>=10",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "scipy"],
+        "peers": ["cleanlab>=2.6"],
+        "torch": ["torch"],
+        "plots": ["matplotlib"],
+    },
+)
