@@ -1,0 +1,46 @@
+"""Resumable runs: orbax checkpoints of the train state and per-example records.
+
+The data position and every random number derive from (seed, step), so the
+step stored in the train state is all a restart needs besides the arrays.
+A checkpoint that fails to restore (partial, corrupt) is skipped, with a
+warning, in favour of the one before it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+
+class Checkpointer:
+
+  def __init__(self, directory: str, keep: int = 3, every_steps: int = 0):
+    self.every_steps = every_steps
+    self.manager = ocp.CheckpointManager(
+        os.path.abspath(directory),
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+  def maybe_save(self, step: int, tree, force: bool = False) -> None:
+    """Saves at every `every_steps`-th step, or when `force` (epoch ends)."""
+    if force or (self.every_steps and step % self.every_steps == 0):
+      if step not in self.manager.all_steps():
+        self.manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+
+  def restore(self, target):
+    """(step, tree) of the newest readable checkpoint shaped like `target`, or None."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        return step, self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+      except Exception as e:  # orbax raises several types for unreadable data
+        logging.warning("checkpoint at step %d in %s is unreadable (%s: %s); "
+                        "trying the previous one", step, self.manager.directory,
+                        type(e).__name__, e)
+    return None
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()

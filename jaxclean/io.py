@@ -1,0 +1,42 @@
+"""Atomic file outputs: write to a temporary file beside the target, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path: str):
+  """Yields a temporary path; on success it replaces `path` in one rename."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path))
+  os.close(fd)
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_text(path: str, text: str) -> None:
+  with atomic_path(path) as tmp, open(tmp, "w") as f:
+    f.write(text)
+
+
+def write_json(path: str, obj) -> None:
+  write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
+
+
+def write_table(path: str, df: pd.DataFrame) -> None:
+  """Writes `df` as CSV at `path` and as Parquet beside it (same stem)."""
+  with atomic_path(path) as tmp:
+    df.to_csv(tmp, index=False)
+  with atomic_path(os.path.splitext(path)[0] + ".parquet") as tmp:
+    df.to_parquet(tmp, index=False)

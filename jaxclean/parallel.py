@@ -1,0 +1,58 @@
+"""The ("data",) device mesh and moving host data onto it.
+
+Every process feeds only its own rows of each global batch
+(`jax.make_array_from_process_local_data`); parameters and per-example records
+are replicated. The mesh axis is `Auto`, so XLA's partitioner inserts the
+gradient all-reduce that `pmap` users wrote as `lax.pmean(grads, "batch")`.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+
+
+def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
+  """A 1-D ("data",) mesh over the first `num_devices` devices (0 = all)."""
+  devices = jax.devices()
+  n = num_devices or len(devices)
+  if n > len(devices):
+    raise ValueError(f"asked for {n} devices, only {len(devices)} are visible")
+  if n != len(devices) and jax.process_count() > 1:
+    raise ValueError("multi-process runs use every device (set num_devices=0)")
+  return jax.make_mesh((n,), ("data",), axis_types=(AxisType.Auto,), devices=devices[:n])
+
+
+def batch_sharding(mesh) -> NamedSharding:
+  return NamedSharding(mesh, P("data"))
+
+
+def replicated(mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def local_rows(global_batch: int, mesh) -> slice:
+  """The rows of a global batch that this process feeds."""
+  if global_batch % mesh.size:
+    raise ValueError(f"batch size {global_batch} is not divisible by {mesh.size} devices")
+  per_process = global_batch // jax.process_count()
+  start = jax.process_index() * per_process
+  return slice(start, start + per_process)
+
+
+def to_global(local: dict[str, np.ndarray], mesh, global_batch: int) -> dict[str, jax.Array]:
+  """Assembles the global batch from every process's rows."""
+  sharding = batch_sharding(mesh)
+  return {k: jax.make_array_from_process_local_data(
+      sharding, v, (global_batch,) + v.shape[1:]) for k, v in local.items()}
+
+
+def replicate(tree, mesh):
+  """Places a host pytree (the same on every process) replicated on the mesh."""
+  return jax.device_put(tree, replicated(mesh))
+
+
+def fetch(tree):
+  """Host numpy copy of replicated arrays, on every process."""
+  return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)

@@ -1,0 +1,132 @@
+"""Per-example training-dynamics records, updated inside a jitted step.
+
+`Records` holds O(N) streaming statistics: 32 bytes per example whatever the
+number of epochs. `update` takes the logits a train step already computed and
+scatters the new statistics into the rows named by the batch's example
+indices; padding rows (mask False) are sent out of bounds and dropped, so they
+never touch a record. Scores are read off the records in `jaxclean.scores`.
+
+Byte budget per example (see `BYTES_PER_EXAMPLE`):
+  margin_sum f32   sum of margins over presentations from epoch `skip_epochs` on (AUM)
+  margin     f32   margin at the last presentation
+  prob_mean  f32   running mean of the assigned-label probability (confidence)
+  prob_m2    f32   running sum of squared deviations of that probability (Welford; variability)
+  el2n_sum   f32   sum of ||softmax - onehot||_2 over presentations (EL2N)
+  loss       f32   cross-entropy at the last presentation
+  seen       i16   number of presentations
+  aum_seen   i16   presentations that count for AUM
+  forgotten  i16   correct -> incorrect transitions between consecutive presentations
+  correct    bool  correct at the last presentation
+  learned    bool  correct at some presentation
+"""
+
+from __future__ import annotations
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+
+@flax.struct.dataclass
+class Records:
+  margin_sum: jax.Array
+  margin: jax.Array
+  prob_mean: jax.Array
+  prob_m2: jax.Array
+  el2n_sum: jax.Array
+  loss: jax.Array
+  seen: jax.Array
+  aum_seen: jax.Array
+  forgotten: jax.Array
+  correct: jax.Array
+  learned: jax.Array
+
+  @property
+  def num_examples(self) -> int:
+    return self.seen.shape[0]
+
+
+_DTYPES = dict(
+    margin_sum=jnp.float32, margin=jnp.float32, prob_mean=jnp.float32,
+    prob_m2=jnp.float32, el2n_sum=jnp.float32, loss=jnp.float32,
+    seen=jnp.int16, aum_seen=jnp.int16, forgotten=jnp.int16,
+    correct=jnp.bool_, learned=jnp.bool_)
+
+BYTES_PER_EXAMPLE = sum(jnp.dtype(d).itemsize for d in _DTYPES.values())
+
+
+def init(num_examples: int) -> Records:
+  """Empty records for `num_examples` examples."""
+  return Records(**{k: jnp.zeros((num_examples,), d) for k, d in _DTYPES.items()})
+
+
+def dynamics(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
+  """Per-example margin, correctness, loss, assigned-label probability and EL2N.
+
+  margin = logit of the assigned label minus the largest other logit (Pleiss
+  et al. 2020); correct means the assigned label wins strictly (ties count as
+  wrong, matching margin > 0).
+  """
+  logits = logits.astype(jnp.float32)
+  num_classes = logits.shape[-1]
+  onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+  assigned = jnp.sum(logits * onehot, axis=-1)
+  other = jnp.max(jnp.where(onehot > 0, -jnp.inf, logits), axis=-1)
+  logp = jax.nn.log_softmax(logits)
+  prob = jnp.exp(logp)
+  margin = assigned - other
+  return dict(
+      margin=margin,
+      correct=margin > 0,
+      loss=-jnp.sum(logp * onehot, axis=-1),
+      prob=jnp.sum(prob * onehot, axis=-1),
+      el2n=jnp.linalg.norm(prob - onehot, axis=-1),
+  )
+
+
+def update(records: Records, index: jax.Array, logits: jax.Array,
+           labels: jax.Array, mask: jax.Array, count_aum: jax.Array | bool = True
+           ) -> Records:
+  """Adds one presentation of each unmasked batch example to `records`.
+
+  Args:
+    records: current records (donate them to the enclosing jit to update in place).
+    index: (B,) int example indices into the records.
+    logits: (B, C) logits from the forward pass the step already ran.
+    labels: (B,) assigned (possibly noisy) labels.
+    mask: (B,) bool, False for padding rows; those rows are dropped.
+    count_aum: whether this presentation counts for AUM (False during the
+      first `skip_epochs` epochs); a traced scalar is fine.
+  Indices must be unique within a batch (true for epoch-based sampling).
+  """
+  d = dynamics(logits, labels)
+  n = records.num_examples
+  idx = jnp.where(mask, index, n)  # out of bounds -> dropped by the scatter
+  get = lambda a: a.at[idx].get(mode="fill", fill_value=0)
+  put = lambda a, v: a.at[idx].set(v.astype(a.dtype), mode="drop")
+
+  seen = get(records.seen).astype(jnp.int32) + 1
+  was_correct = get(records.correct)
+  learned = get(records.learned)
+  # Welford's update of mean and M2 of the assigned-label probability.
+  mean = get(records.prob_mean)
+  delta = d["prob"] - mean
+  new_mean = mean + delta / seen
+  m2 = get(records.prob_m2) + delta * (d["prob"] - new_mean)
+  aum = jnp.asarray(count_aum, jnp.bool_)
+  forgot = was_correct & ~d["correct"]
+
+  return Records(
+      margin_sum=put(records.margin_sum,
+                     get(records.margin_sum) + jnp.where(aum, d["margin"], 0.0)),
+      margin=put(records.margin, d["margin"]),
+      prob_mean=put(records.prob_mean, new_mean),
+      prob_m2=put(records.prob_m2, m2),
+      el2n_sum=put(records.el2n_sum, get(records.el2n_sum) + d["el2n"]),
+      loss=put(records.loss, d["loss"]),
+      seen=put(records.seen, seen),
+      aum_seen=put(records.aum_seen, get(records.aum_seen) + aum.astype(jnp.int32)),
+      forgotten=put(records.forgotten, get(records.forgotten) + forgot.astype(jnp.int32)),
+      correct=put(records.correct, d["correct"]),
+      learned=put(records.learned, learned | d["correct"]),
+  )

@@ -1,0 +1,77 @@
+"""Per-example label-quality scores read off `Records`.
+
+Every score is a pure function of the records (jit-able, O(N)), so it works
+inside a user's own loop as well as at the end of `train_and_evaluate`.
+`SUSPICIOUS_HIGH[name]` gives each score's orientation: True when a high value
+means a suspicious label, False when a low value does.
+
+  forgetting   correct->incorrect transitions between consecutive presentations;
+               never-learned examples get their number of presentations
+               (Toneva et al. 2019). High = suspicious.
+  aum          mean margin over presentations after the first `skip_epochs`
+               epochs (Pleiss et al. 2020). Low = suspicious.
+  margin       margin at the last presentation. Low = suspicious.
+  el2n         mean over presentations of ||softmax - onehot||_2 (Paul et al.
+               2021 score, averaged over the trajectory of one run). High = suspicious.
+  confidence   mean probability of the assigned label (Swayamdipta et al.
+               2020). Low = suspicious.
+  variability  standard deviation (ddof=0) of that probability. High = ambiguous.
+  loss         cross-entropy at the last presentation. High = suspicious.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxclean.records import Records
+
+
+def _div(a, b):
+  b = b.astype(jnp.float32)
+  return jnp.where(b > 0, a / jnp.maximum(b, 1), jnp.nan)
+
+
+def forgetting(r: Records) -> jax.Array:
+  return jnp.where(r.learned, r.forgotten.astype(jnp.int32), r.seen.astype(jnp.int32))
+
+
+def aum(r: Records) -> jax.Array:
+  return _div(r.margin_sum, r.aum_seen)
+
+
+def margin(r: Records) -> jax.Array:
+  return r.margin
+
+
+def el2n(r: Records) -> jax.Array:
+  return _div(r.el2n_sum, r.seen)
+
+
+def confidence(r: Records) -> jax.Array:
+  return jnp.where(r.seen > 0, r.prob_mean, jnp.nan)
+
+
+def variability(r: Records) -> jax.Array:
+  return jnp.sqrt(_div(r.prob_m2, r.seen))
+
+
+def loss(r: Records) -> jax.Array:
+  return r.loss
+
+
+SCORES = dict(forgetting=forgetting, aum=aum, margin=margin, el2n=el2n,
+              confidence=confidence, variability=variability, loss=loss)
+SUSPICIOUS_HIGH = dict(forgetting=True, aum=False, margin=False, el2n=True,
+                       confidence=False, variability=True, loss=True)
+
+
+@jax.jit
+def all_scores(r: Records) -> dict[str, jax.Array]:
+  """Every score in `SCORES`, in one jitted call."""
+  return {name: fn(r) for name, fn in SCORES.items()}
+
+
+def suspicion(name: str, values):
+  """Values oriented so that higher always means more suspicious."""
+  return values if SUSPICIOUS_HIGH[name] else -values
