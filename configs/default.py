@@ -1,0 +1,40 @@
+"""Digits (scikit-learn, embedded) with 30 % uniform label noise and a small MLP.
+
+About a minute on a laptop CPU:
+  python -m jaxclean.main --config=configs/default.py --workdir=runs/default
+Override anything, e.g.:
+  python -m jaxclean.main --config=configs/default.py --workdir=runs/fmnist \
+      --config.data.name=fashion_mnist --config.model.name=cnn \
+      --config.noise.kind=asymmetric --config.noise.rate=0.3 --config.num_epochs=15
+"""
+
+import ml_collections
+
+
+def get_config():
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.data = dict(
+      name="digits",  # digits | fashion_mnist | cifar10 | tfds:<name> | npz:<path> | folder:<path>
+      data_dir="",  # '' = the source's default location
+      cache_dir="",  # decoded-image cache ('' = ~/.cache/jaxclean)
+      train_split="train",  # the split whose labels are ranked
+      eval_split="test",
+      labels_file="",  # .npy of integer labels replacing the training labels
+      cifar10_labels="clean",  # clean | aggre | worst | random1 | random2 | random3 (CIFAR-10N)
+  )
+  c.noise = dict(kind="uniform", rate=0.3, seed=0, pairs="")  # kind: none | uniform | asymmetric
+  c.model = dict(name="mlp")  # mlp | cnn | resnet32 | preact_resnet18 (+ that model's options)
+  c.batch_size = 64
+  c.num_epochs = 40
+  c.optimizer = dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                     schedule="cosine", drops=(0.5, 0.75), drop_factor=0.1, warmup_epochs=0)
+  c.augment = dict(crop=0, flip=False)  # crop: zero padding in pixels, 0 = off
+  c.record_dynamics = True
+  c.aum = dict(skip_epochs=1, threshold_samples=False, percentile=99.0)
+  c.num_devices = 0  # 0 = every device
+  c.checkpoint = dict(every_steps=0, keep=3)  # also saved at the end of every epoch
+  c.eval_every_epochs = 1
+  c.log_every_steps = 20
+  c.progress = True
+  return c

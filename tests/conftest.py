@@ -1,0 +1,22 @@
+"""Eight fake CPU devices for the multi-device tests (set before JAX starts)."""
+
+import os
+import sys
+
+import jax
+import pytest
+
+jax.config.update("jax_num_cpu_devices", 8)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+@pytest.fixture
+def digits_config():
+  """The default config, made small enough for a test; one device unless a test asks."""
+  from configs import default
+  c = default.get_config()
+  c.progress = False
+  c.num_devices = 1
+  return c

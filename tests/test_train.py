@@ -1,0 +1,74 @@
+"""End to end on real data (digits) and the same run on 1 and 4 devices."""
+
+import os
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from jaxclean import data as data_lib
+from jaxclean import parallel, train
+
+COLUMNS = ["index", "given_label", "predicted_label", "forgetting", "aum", "margin",
+           "el2n", "confidence", "variability", "is_noisy"]
+
+
+def test_digits_detects_uniform_noise(digits_config, tmp_path):
+  out = train.train_and_evaluate(digits_config, str(tmp_path))
+  det = out["detection"]
+  print(det)
+  assert det.loc["aum", "auroc"] >= 0.90
+  assert out["test_accuracy"] > 0.85  # trained on 30 % wrong labels, evaluated on clean ones
+  df = pd.read_csv(tmp_path / "scores.csv")
+  assert list(df.columns[:len(COLUMNS) - 1]) == COLUMNS[:-1] and "is_noisy" in df
+  assert len(df) == len(data_lib.load(digits_config.data).train.labels)
+  assert df["index"].tolist() == list(range(len(df)))
+  assert abs(df["is_noisy"].mean() - 0.3) < 1e-3
+  pd.testing.assert_frame_equal(df, pd.read_parquet(tmp_path / "scores.parquet"),
+                                check_dtype=False)
+  for name in ["detection.json", "config.json", "history.csv"]:
+    assert (tmp_path / name).exists()
+  # Every example was presented once per epoch.
+  assert (df["forgetting"] <= digits_config.num_epochs).all()
+
+
+def _fit(config, workdir, num_devices):
+  ds = data_lib.load(config.data)
+  labels, _ = train.noisy_labels(config, ds)
+  mean, std = ds.mean_std()
+  return train.fit(config, ds.train.images, labels, ds.num_classes, workdir, mean, std,
+                   mesh=parallel.make_mesh(num_devices))
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_four_devices_match_one(digits_config, tmp_path, model):
+  c = digits_config
+  c.model.name = model
+  c.augment.crop, c.augment.flip = 1, True  # augmentation must not depend on sharding
+  c.num_epochs = 1
+  one = _fit(c, str(tmp_path / "one"), 1).records
+  four = _fit(c, str(tmp_path / "four"), 4).records
+  for name, a, b in zip(one.__dataclass_fields__, jax.tree.leaves(one), jax.tree.leaves(four)):
+    np.testing.assert_allclose(np.asarray(a, float), np.asarray(b, float), rtol=1e-3,
+                               atol=1e-3, err_msg=name)
+
+
+def test_four_devices_rank_like_one(digits_config, tmp_path):
+  c = digits_config
+  c.num_epochs = 15
+  scores = []
+  for n in (1, 4):
+    c.num_devices = n
+    scores.append(train.train_and_evaluate(c, str(tmp_path / str(n)))["scores"]["aum"])
+  rho = stats.spearmanr(*scores).statistic
+  assert rho >= 0.99, rho
+
+
+def test_recording_off_still_trains(digits_config, tmp_path):
+  digits_config.record_dynamics = False
+  digits_config.num_epochs = 2
+  out = train.train_and_evaluate(digits_config, str(tmp_path))
+  assert out["detection"] is None and "aum" not in out["scores"]
+  assert out["test_accuracy"] > 0.5
