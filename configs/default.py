@@ -32,6 +32,9 @@ def get_config():
   c.augment = dict(crop=0, flip=False)  # crop: zero padding in pixels, 0 = off
   c.record_dynamics = True
   c.aum = dict(skip_epochs=1, threshold_samples=False, percentile=99.0)
+  # Clean and retrain: method none | keep_all | aum_threshold | score | oracle | random.
+  c.clean = dict(method="none", score="forgetting", fraction=0.1, count=0, seed=0)
+  c.clean.retrain = dict(num_epochs=c.get_ref("num_epochs"), batch_size=c.get_ref("batch_size"))
   c.num_devices = 0  # 0 = every device
   c.checkpoint = dict(every_steps=0, keep=3)  # also saved at the end of every epoch
   c.eval_every_epochs = 1

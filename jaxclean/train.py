@@ -27,7 +27,7 @@ from flax.training import train_state
 
 from jaxclean import checkpoint as checkpoint_lib
 from jaxclean import data as data_lib
-from jaxclean import detection, io, noise, parallel
+from jaxclean import clean, detection, io, noise, parallel, threshold
 from jaxclean import records as records_lib
 from jaxclean import scores as scores_lib
 from jaxclean.augment import augment
@@ -264,51 +264,125 @@ def noisy_labels(config, ds: data_lib.Dataset) -> tuple[np.ndarray, np.ndarray |
   return labels, None
 
 
-def score_table(result: FitResult, labels: np.ndarray, predicted: np.ndarray,
-                is_noisy: np.ndarray | None) -> pd.DataFrame:
+def score_table(records: records_lib.Records | None, labels: np.ndarray,
+                predicted: np.ndarray, is_noisy: np.ndarray | None) -> pd.DataFrame:
   """One row per training example in source order."""
   df = pd.DataFrame(dict(index=np.arange(len(labels)), given_label=labels,
                          predicted_label=predicted))
-  if result.records is not None:
-    for name, values in scores_lib.all_scores(result.records).items():
+  if records is not None:
+    for name, values in scores_lib.all_scores(records).items():
       df[name] = np.asarray(values)
   if is_noisy is not None:
     df["is_noisy"] = is_noisy
   return df
 
 
+@dataclasses.dataclass
+class Detection:
+  records: records_lib.Records | None  # host copy, each example from a run that scored it
+  predicted: np.ndarray  # eval-mode prediction on every training example
+  history: pd.DataFrame
+  flagged: dict[str, np.ndarray] | None  # threshold-sample flags, see `threshold.flag`
+
+
+def detect(config, ds: data_lib.Dataset, labels: np.ndarray, workdir: str, mesh) -> Detection:
+  """Trains and records: one run, or two threshold-sample runs (`config.aum.threshold_samples`)."""
+  mean, std = ds.mean_std()
+  eval_step = make_eval_step(mean, std, mesh)
+  num_runs = 2 if config.aum.threshold_samples else 1
+  runs = []
+  for run in range(num_runs):
+    run_labels, classes, samples = labels, ds.num_classes, np.zeros(0, np.int64)
+    if config.aum.threshold_samples:
+      samples = threshold.samples(len(labels), ds.num_classes, config.seed, run)
+      run_labels, classes = threshold.relabel(labels, samples, ds.num_classes), classes + 1
+    result = fit(config, ds.train.images, run_labels, classes,
+                 os.path.join(workdir, f"threshold_run{run}") if num_runs > 1 else workdir,
+                 mean, std, test=ds.test, mesh=mesh)
+    with jax.set_mesh(mesh):
+      _, _, predicted = evaluate(eval_step, result.state, ds.train.images, run_labels,
+                                 config.batch_size, mesh)
+    runs.append((result, predicted, samples))
+  if num_runs == 1:
+    result, predicted, _ = runs[0]
+    return Detection(result.records, predicted, result.history, None)
+  # Each example takes its records from the first run in which it is not a sample.
+  (r0, p0, s0), (r1, p1, _) = runs
+  in_s0 = np.zeros(len(labels), bool)
+  in_s0[s0] = True
+  records = (jax.tree.map(lambda a, b: np.where(in_s0, b, a), r0.records, r1.records)
+             if config.record_dynamics else None)
+  flagged = None
+  if config.record_dynamics:
+    aums = [np.asarray(scores_lib.aum(r.records)) for r, _, _ in runs]
+    flagged = threshold.flag(aums, [s for _, _, s in runs], config.aum.percentile)
+  return Detection(records, np.where(in_s0, p1, p0), r0.history, flagged)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """The main job: train, record, score every training label, write tables.
 
   Writes to `workdir` (process 0 only): scores.csv/.parquet, history.csv,
-  config.json and, when the wrong labels are known, detection.json.
-  Returns a dict with the score table, the detection table (or None) and
-  the final test accuracy.
+  config.json; detection.json when the wrong labels are known; flagged.csv
+  with threshold samples; retrain.json when `config.clean.method` is set.
+  Returns a dict with the score table, the detection table (or None), the
+  flags, the test accuracy and, after cleaning, the retraining summary.
   """
   ds = data_lib.load(config.data)
   labels, is_noisy = noisy_labels(config, ds)
-  mean, std = ds.mean_std()
   mesh = parallel.make_mesh(config.num_devices)
   lead = jax.process_index() == 0
   if lead:
     io.write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
-  result = fit(config, ds.train.images, labels, ds.num_classes, workdir, mean, std,
-               test=ds.test, mesh=mesh)
-  eval_step = make_eval_step(mean, std, mesh)
-  with jax.set_mesh(mesh):
-    train_acc, _, predicted = evaluate(eval_step, result.state, ds.train.images, labels,
-                                       config.batch_size, mesh)
-  df = score_table(result, labels, predicted, is_noisy)
+  found = detect(config, ds, labels, workdir, mesh)
+  df = score_table(found.records, labels, found.predicted, is_noisy)
   det = None
-  if is_noisy is not None and result.records is not None and 0 < is_noisy.sum() < len(labels):
+  if is_noisy is not None and found.records is not None and 0 < is_noisy.sum() < len(labels):
     det = detection.table({k: df[k].to_numpy() for k in scores_lib.SCORES}, is_noisy)
+  test_acc = (found.history["test_accuracy"].iloc[-1]
+              if "test_accuracy" in found.history else None)
   if lead:
     io.write_table(os.path.join(workdir, "scores.csv"), df)
+    if found.flagged is not None:
+      io.write_table(os.path.join(workdir, "flagged.csv"), pd.DataFrame(dict(
+          index=df["index"], flagged=found.flagged["flagged"], aum=found.flagged["aum"],
+          threshold=found.flagged["threshold"])))
+      print(f"AUM threshold samples flag {found.flagged['flagged'].sum()} of {len(labels)} "
+            f"(thresholds {np.round(found.flagged['thresholds'], 4).tolist()})")
     if det is not None:
       io.write_json(os.path.join(workdir, "detection.json"), det.to_dict(orient="index"))
       print(f"\nDetection of {int(is_noisy.sum())} wrong labels among {len(labels)}:")
       print(det.drop(columns="k").to_string(float_format="%.4f"))
-  test_acc = result.history["test_accuracy"].iloc[-1] if "test_accuracy" in result.history else None
-  if lead:
-    print(f"test accuracy {test_acc}, train accuracy on given labels {train_acc:.4f}")
-  return dict(scores=df, detection=det, test_accuracy=test_acc, history=result.history)
+    print(f"test accuracy {test_acc}")
+  out = dict(scores=df, detection=det, flagged=found.flagged, test_accuracy=test_acc,
+             history=found.history)
+  if config.clean.method != "none":
+    out["retrain"] = clean_and_retrain(config, ds, labels, is_noisy, df, found.flagged,
+                                       workdir, mesh)
+  return out
+
+
+def clean_and_retrain(config, ds: data_lib.Dataset, labels: np.ndarray,
+                      is_noisy: np.ndarray | None, scores: pd.DataFrame, flagged: dict | None,
+                      workdir: str, mesh, method: str | None = None) -> dict:
+  """Removes examples by `method` (default `config.clean.method`), retrains from
+  scratch with `config.clean.retrain` overrides, reports clean-test accuracy."""
+  c = config.clean
+  method = method or c.method
+  removed = clean.removal(method, scores, flagged, is_noisy, c.fraction, c.score, c.seed,
+                          c.count)
+  rc = config.copy_and_resolve_references()
+  with rc.unlocked():
+    rc.update(c.retrain)
+    rc.aum.threshold_samples = False
+  keep = ~removed
+  mean, std = ds.mean_std()
+  result = fit(rc, ds.train.images[keep], labels[keep], ds.num_classes,
+               os.path.join(workdir, f"retrain_{method}"), mean, std, test=ds.test, mesh=mesh)
+  summary = dict(method=method, removed=int(removed.sum()), kept=int(keep.sum()),
+                 test_accuracy=float(result.history["test_accuracy"].iloc[-1]),
+                 **clean.precision_recall(removed, is_noisy))
+  if jax.process_index() == 0:
+    io.write_json(os.path.join(workdir, f"retrain_{method}.json"), summary)
+    print(f"retrained after {method}: {summary}")
+  return summary
