@@ -1,0 +1,408 @@
+"""Image-classification data sets, loaded whole into memory as numpy arrays.
+
+`load(config)` reads one source (`config.name`), picks the split to clean and
+the split to evaluate on, optionally replaces the training labels from a
+`.npy` file, and checks everything before a run starts: a bad label or a NaN
+pixel found after hours of training is too late. An example's index is its
+position in the split, in the source's own order, so it is stable across runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import pathlib
+import tarfile
+import tempfile
+
+import numpy as np
+from PIL import Image
+
+NAMES = ("digits", "fashion_mnist", "cifar10", "tfds:<name>", "npz:<path>", "folder:<path>")
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot")
+CIFAR10_DIR = "../shared/data/cifar10"  # relative to the working directory
+# cifar10_labels value -> key in labels.npz (CIFAR-10N human label sets, official train order).
+CIFAR10_LABEL_SETS = {"clean": "train_label", "aggre": "aggre_label", "worst": "worst_label",
+                      "random1": "random_label1", "random2": "random_label2",
+                      "random3": "random_label3"}
+DIGITS_TEST_SIZE = 297
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+_MEAN_STD_CHUNK = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """Images (N, H, W, C), uint8 or float32, and int32 labels (N,)."""
+  images: np.ndarray
+  labels: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+  @property
+  def index(self) -> np.ndarray:
+    """Stable example index: the position in the split."""
+    return np.arange(len(self.labels))
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """The split to clean (`train`, labels_file applied) and the split to evaluate on.
+
+  `train_clean_labels` holds the verified clean labels of `train` when its
+  labels are a known noisy set (cifar10 with a CIFAR-10N label set), so that
+  `train.labels != train_clean_labels` is the ground truth; None otherwise.
+  """
+  name: str
+  train: Split
+  test: Split
+  num_classes: int
+  class_names: tuple[str, ...]
+  train_clean_labels: np.ndarray | None = None
+
+  def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel float32 mean and std of the train images (std >= 1e-6).
+
+    One pass over chunks in float64, so 50k CIFAR images take about a second
+    and never become one float64 copy; float64 keeps E[x^2] - E[x]^2 exact
+    enough for pixel data.
+    """
+    images = self.train.images
+    channels = images.shape[-1]
+    total, squares = np.zeros(channels), np.zeros(channels)
+    for start in range(0, len(images), _MEAN_STD_CHUNK):
+      x = images[start:start + _MEAN_STD_CHUNK].reshape(-1, channels).astype(np.float64)
+      total += x.sum(0)
+      squares += np.einsum("ij,ij->j", x, x)
+    count = images.size // channels
+    mean = total / count
+    std = np.maximum(np.sqrt(np.maximum(squares / count - mean**2, 0)), 1e-6)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def load(config) -> Dataset:
+  """Loads `config.name` (see `NAMES`) into memory and checks it.
+
+  config fields: name, data_dir, cache_dir, cifar10_labels, train_split
+  (default 'train'), eval_split (default 'test'), labels_file ('' = none).
+  """
+  name = config.name
+  kind, _, arg = name.partition(":")
+  train_split = config.get("train_split", "train")
+  eval_split = config.get("eval_split", "test")
+  data_dir = config.get("data_dir", "")
+  wanted = (train_split, eval_split)
+  if name == "digits":
+    splits, class_names, clean = _digits(), tuple(str(i) for i in range(10)), None
+  elif name == "fashion_mnist":
+    splits, class_names, clean = _fashion_mnist(data_dir, wanted)
+  elif name == "cifar10":
+    label_set = config.get("cifar10_labels", "clean")
+    if label_set != "clean" and train_split != "train":
+      raise ValueError(f"cifar10_labels={label_set!r} relabels the 'train' split, but "
+                       f"train_split={train_split!r}")
+    splits, class_names, clean = _cifar10(data_dir, config.get("cache_dir", ""), label_set, wanted)
+  elif kind == "tfds" and arg:
+    splits, class_names, clean = _tfds(arg, data_dir, wanted)
+  elif kind == "npz" and arg:
+    splits, class_names, clean = _npz(arg)
+  elif kind == "folder" and arg:
+    splits, class_names, clean = _folder(arg)
+  else:
+    raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(NAMES)}")
+  for which, split in (("train_split", train_split), ("eval_split", eval_split)):
+    if split not in splits:
+      raise ValueError(f"unknown {which} {split!r} for data set {name!r}; "
+                       f"valid splits: {', '.join(splits)}")
+  num_classes = len(class_names)
+  train = _check_split(train_split, *splits[train_split], num_classes)
+  test = _check_split(eval_split, *splits[eval_split], num_classes)
+  if config.get("labels_file", ""):
+    train = Split(train.images, _labels_file(config.labels_file, len(train), num_classes))
+  return Dataset(name, train, test, num_classes, tuple(class_names), clean)
+
+
+def _check_split(split: str, images: np.ndarray, labels: np.ndarray, num_classes: int) -> Split:
+  """Split with int32 labels, or a ValueError naming the split and the problem."""
+  where = f"split {split!r}"
+  if images.ndim != 4:
+    raise ValueError(f"{where}: images must be 4-D (N, H, W, C), got shape {images.shape}")
+  if len(images) == 0:
+    raise ValueError(f"{where} is empty")
+  if images.dtype != np.uint8 and images.dtype != np.float32:
+    raise ValueError(f"{where}: images must be uint8 or float32, got {images.dtype}")
+  if images.dtype == np.float32 and not np.isfinite(images).all():
+    bad = np.count_nonzero(~np.isfinite(images).reshape(len(images), -1).all(1))
+    raise ValueError(f"{where}: {bad} images contain NaN or inf pixels")
+  if labels.ndim != 1 or len(labels) != len(images):
+    raise ValueError(f"{where}: labels must have shape ({len(images)},) to match the images, "
+                     f"got {labels.shape}")
+  if not np.issubdtype(labels.dtype, np.integer):
+    raise ValueError(f"{where}: labels must be integers, got {labels.dtype}")
+  _check_range(labels, num_classes, where)
+  return Split(images, labels.astype(np.int32))
+
+
+def _check_range(labels: np.ndarray, num_classes: int, where: str) -> None:
+  bad = (labels < 0) | (labels >= num_classes)
+  if bad.any():
+    raise ValueError(f"{where}: {np.count_nonzero(bad)} labels outside [0, {num_classes}), "
+                     f"e.g. {labels[bad][0]}")
+
+
+def _labels_file(path: str, n: int, num_classes: int) -> np.ndarray:
+  """Training labels from a .npy file of n integers in [0, num_classes)."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"labels_file {path} does not exist")
+  labels = np.load(path, allow_pickle=False)
+  if not isinstance(labels, np.ndarray):
+    raise ValueError(f"labels_file {path} must be a .npy array, not an .npz archive")
+  if not np.issubdtype(labels.dtype, np.integer):
+    raise ValueError(f"labels_file {path}: labels must be integers, got {labels.dtype}")
+  if labels.shape != (n,):
+    raise ValueError(f"labels_file {path}: expected {n} labels of shape ({n},), "
+                     f"got shape {labels.shape}")
+  _check_range(labels, num_classes, f"labels_file {path}")
+  return labels.astype(np.int32)
+
+
+def _require(path: pathlib.Path) -> pathlib.Path:
+  if not path.exists():
+    raise FileNotFoundError(f"{path} does not exist")
+  return path
+
+
+def _digits():
+  """scikit-learn's embedded 8x8 digits (1797 images, values 0..16).
+
+  There is no official test split, so a fixed stratified split (seed 0) puts
+  297 images in 'test' and 1500 in 'train', each kept in the original order.
+  """
+  from sklearn import datasets, model_selection
+  digits = datasets.load_digits()
+  images = digits.images.astype(np.uint8)[..., None]
+  train, test = model_selection.train_test_split(
+      np.arange(len(images)), test_size=DIGITS_TEST_SIZE, stratify=digits.target, random_state=0)
+  return {s: (images[np.sort(i)], digits.target[np.sort(i)])
+          for s, i in (("train", train), ("test", test))}
+
+
+def _fashion_mnist(data_dir: str, wanted):
+  """Fashion-MNIST from gzip'd idx files; TFDS when the default dir lacks them."""
+  root = pathlib.Path(data_dir or FASHION_MNIST_DIR)
+  files = {s: (root / f"{p}-images-idx3-ubyte.gz", root / f"{p}-labels-idx1-ubyte.gz")
+           for s, p in (("train", "train"), ("test", "t10k"))}
+  if not data_dir and not all(f.exists() for pair in files.values() for f in pair):
+    return _tfds("fashion_mnist", "", wanted)
+  splits = {s: (_read_idx(_require(x))[..., None], _read_idx(_require(y)))
+            for s, (x, y) in files.items()}
+  return splits, FASHION_MNIST_CLASSES, None
+
+
+def _read_idx(path: pathlib.Path) -> np.ndarray:
+  """A uint8 idx array (the MNIST file format): zero, zero, type 0x08, ndim, big-endian dims."""
+  with gzip.open(path, "rb") as f:
+    data = f.read()
+  if data[:3] != b"\0\0\x08":
+    raise ValueError(f"{path} is not a uint8 idx file")
+  ndim = data[3]
+  shape = np.frombuffer(data, ">u4", ndim, offset=4)
+  return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _cifar10(data_dir: str, cache_dir: str, label_set: str, wanted):
+  """CIFAR-10 JPEGs + CIFAR-10N labels in official order; TFDS when the default dir is absent.
+
+  The TFDS fallback has only the clean labels, and its example order is not
+  the official one.
+  """
+  if label_set not in CIFAR10_LABEL_SETS:
+    raise ValueError(f"unknown cifar10_labels {label_set!r}; "
+                     f"valid: {', '.join(CIFAR10_LABEL_SETS)}")
+  if not data_dir and not os.path.isdir(CIFAR10_DIR):
+    if label_set != "clean":
+      raise ValueError(f"cifar10_labels={label_set!r} needs labels.npz in {CIFAR10_DIR} "
+                       "(or data_dir); TFDS cifar10 has only the clean labels")
+    return _tfds("cifar10", "", wanted)
+  root = pathlib.Path(data_dir or CIFAR10_DIR)
+  labels, clean, test_labels, class_names = read_cifar10_labels(
+      _require(root / "labels.npz"), label_set)
+  images = _cached_jpeg_tar(_require(root / "cifar10_jpeg.tar.gz"), cache_dir,
+                            {"train": len(labels), "test": len(test_labels)})
+  splits = {"train": (images["train"], labels), "test": (images["test"], test_labels)}
+  return splits, class_names, None if label_set == "clean" else clean
+
+
+def read_cifar10_labels(path: pathlib.Path, label_set: str):
+  """(train labels of `label_set`, clean train labels, test labels, class names) from labels.npz."""
+  with np.load(path, allow_pickle=False) as f:
+    return (f[CIFAR10_LABEL_SETS[label_set]], f["train_label"], f["test_label"],
+            tuple(str(c) for c in f["class_names"]))
+
+
+def _cached_jpeg_tar(tar: pathlib.Path, cache_dir: str, sizes: dict[str, int]) -> dict:
+  """Decoded images of the tar, cached as an .npz keyed by the tar's size and mtime.
+
+  Decoding 60k JPEGs takes ~15 s and reading the cache well under one; a
+  changed tar gets a new key and is decoded again. The cache is written to a
+  temporary file and renamed, so an interrupted write never leaves a bad one.
+  """
+  cache = pathlib.Path(cache_dir or "~/.cache/jaxclean").expanduser()
+  stat = tar.stat()
+  path = cache / f"{tar.name.split('.')[0]}_{stat.st_size}_{stat.st_mtime_ns}.npz"
+  if path.exists():
+    with np.load(path) as f:
+      return {s: f[s] for s in f.files}
+  images = _decode_jpeg_tar(tar, sizes)
+  cache.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, **images)
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+  return images
+
+
+def _decode_jpeg_tar(tar: pathlib.Path, sizes: dict[str, int]) -> dict[str, np.ndarray]:
+  """Images of members named `<split>/<index>.jpg`, each put at its index, as RGB uint8."""
+  images = {}
+  seen = {s: np.zeros(n, bool) for s, n in sizes.items()}
+  with tarfile.open(tar) as archive:
+    for member in archive:
+      if not member.isfile():
+        continue
+      name = pathlib.PurePosixPath(member.name)
+      split, stem = name.parent.name, name.stem
+      if split not in sizes or not stem.isdigit() or int(stem) >= sizes[split]:
+        raise ValueError(f"{tar}: unexpected member {member.name!r}")
+      with Image.open(archive.extractfile(member)) as im:
+        pixels = np.asarray(im.convert("RGB"))
+      if split not in images:
+        images[split] = np.empty((sizes[split], *pixels.shape), np.uint8)
+      images[split][int(stem)] = pixels
+      seen[split][int(stem)] = True
+  for split, found in seen.items():
+    if not found.all():
+      raise ValueError(f"{tar}: {np.count_nonzero(~found)} of {len(found)} {split!r} images "
+                       "are missing")
+  return images
+
+
+def _tfds(name: str, data_dir: str, wanted):
+  """Any TFDS image-classification data set with `image` and `label` features.
+
+  Read the way `tfds.data_source` does (ArrayRecord, no TensorFlow needed),
+  after `download_and_prepare` when the data is not there yet. Data that
+  `tfds.load` prepared as TFRecord has no random access and is refused with a
+  hint. Every record of the wanted splits is read into memory, so this suits
+  data sets that fit in RAM.
+  """
+  import tensorflow_datasets as tfds
+  builder = tfds.builder(name, data_dir=data_dir or None)
+  features = builder.info.features
+  if "image" not in features or "label" not in features:
+    raise ValueError(f"tfds:{name} needs 'image' and 'label' features, has {list(features)}")
+  if not builder.is_prepared():
+    builder.download_and_prepare(file_format="array_record")
+  wanted = list(dict.fromkeys(wanted))  # tfds says which splits exist if one does not
+  try:
+    sources = builder.as_data_source(split=wanted)
+  except NotImplementedError as e:
+    raise ValueError(f"tfds:{name} at {builder.data_dir} is prepared as "
+                     f"{builder.info.file_format.value}, which has no random access; convert it "
+                     "with `tfds convert_format --out_file_format=array_record` (needs "
+                     "TensorFlow) or prepare it again in another data_dir") from e
+  splits = {split: _read_records(source, f"tfds:{name} split {split!r}")
+            for split, source in zip(wanted, sources)}
+  return splits, tuple(features["label"].names), None
+
+
+def _read_records(source, where: str) -> tuple[np.ndarray, np.ndarray]:
+  """Every (image, label) record of a TFDS data source, in its order."""
+  if len(source) == 0:  # left for _check_split to report
+    return np.zeros((0, 1, 1, 1), np.uint8), np.zeros(0, np.int64)
+  first = source[0]["image"]
+  images = np.empty((len(source), *first.shape), first.dtype)
+  labels = np.empty(len(source), np.int64)
+  for i, example in enumerate(source):
+    if example["image"].shape != first.shape:
+      raise ValueError(f"{where}: image {i} has shape {example['image'].shape}, "
+                       f"expected {first.shape}")
+    images[i], labels[i] = example["image"], example["label"]
+  return images, labels
+
+
+def _npz(path: str):
+  """Keras-style x_train, y_train, x_test, y_test; classes 0..max label."""
+  with np.load(_require(pathlib.Path(path)), allow_pickle=False) as f:
+    missing = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
+    if missing:
+      raise ValueError(f"{path} lacks arrays {sorted(missing)}")
+    splits = {s: (_npz_images(f[f"x_{s}"], s), _npz_labels(f[f"y_{s}"], s))
+              for s in ("train", "test")}
+  num_classes = 1 + max(int(y.max(initial=-1)) for _, y in splits.values())
+  return splits, tuple(str(i) for i in range(num_classes)), None
+
+
+def _npz_images(x: np.ndarray, split: str) -> np.ndarray:
+  """Grayscale (N, H, W) gets a channel axis; floats become float32, integers 0..255 uint8."""
+  x = x[..., None] if x.ndim == 3 else x
+  if np.issubdtype(x.dtype, np.floating):
+    return x.astype(np.float32)
+  if np.issubdtype(x.dtype, np.integer) and (x.size == 0 or (x.min() >= 0 and x.max() <= 255)):
+    return x.astype(np.uint8)
+  raise ValueError(f"split {split!r}: images must be floats or integers in 0..255, got {x.dtype}")
+
+
+def _npz_labels(y: np.ndarray, split: str) -> np.ndarray:
+  """Keras stores some labels as (N, 1); anything else must be 1-D already."""
+  y = y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
+  if not np.issubdtype(y.dtype, np.integer):
+    raise ValueError(f"split {split!r}: labels must be integers, got {y.dtype}")
+  return y
+
+
+def _folder(path: str):
+  """`<path>/{train,test}/<class>/<image>`: classes sorted by name, files sorted within a class.
+
+  All images must have one size. They are decoded as grayscale (C=1) when all
+  are grayscale, else as RGB.
+  """
+  root = _require(pathlib.Path(path))
+  classes = sorted(d.name for d in _require(root / "train").iterdir() if d.is_dir())
+  files = {}
+  for split in ("train", "test"):
+    split_dir = _require(root / split)
+    extra = {d.name for d in split_dir.iterdir() if d.is_dir()} - set(classes)
+    if extra:
+      raise ValueError(f"{split_dir}: classes {sorted(extra)} are not in {root / 'train'}")
+    files[split] = [(f, c) for c, name in enumerate(classes) if (split_dir / name).is_dir()
+                    for f in sorted((split_dir / name).iterdir())
+                    if f.suffix.lower() in IMAGE_SUFFIXES]
+  headers = {}
+  for f, _ in files["train"] + files["test"]:
+    with Image.open(f) as im:
+      headers[f] = (im.size, im.mode)
+  sizes = {size for size, _ in headers.values()}
+  if len(sizes) > 1:
+    first, (size, _) = next(iter(headers.items()))
+    odd = next(f for f, (other, _) in headers.items() if other != size)
+    raise ValueError(f"{root}: images differ in size (width, height), e.g. {odd} is "
+                     f"{headers[odd][0]} but {first} is {size}")
+  mode = "L" if all(m in ("1", "L") for _, m in headers.values()) else "RGB"
+  width, height = sizes.pop() if sizes else (1, 1)
+  channels = 1 if mode == "L" else 3
+  splits = {}
+  for split, pairs in files.items():
+    images = np.empty((len(pairs), height, width, channels), np.uint8)
+    for i, (f, _) in enumerate(pairs):
+      with Image.open(f) as im:
+        images[i] = np.asarray(im.convert(mode)).reshape(height, width, channels)
+    splits[split] = (images, np.array([c for _, c in pairs], np.int64))
+  return splits, tuple(classes), None
