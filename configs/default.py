@@ -22,11 +22,13 @@ def get_config():
       eval_split="test",
       labels_file="",  # .npy of integer labels replacing the training labels
       cifar10_labels="clean",  # clean | aggre | worst | random1 | random2 | random3 (CIFAR-10N)
+      train_size=0,  # keep the first n training examples (0 = all)
+      eval_size=0,
   )
   c.noise = dict(kind="uniform", rate=0.3, seed=0, pairs="")  # kind: none | uniform | asymmetric
   c.model = dict(name="mlp")  # mlp | cnn | resnet32 | preact_resnet18 (+ that model's options)
   c.batch_size = 64
-  c.num_epochs = 40
+  c.num_epochs = 20
   c.optimizer = dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
                      schedule="cosine", drops=(0.5, 0.75), drop_factor=0.1, warmup_epochs=0)
   c.augment = dict(crop=0, flip=False)  # crop: zero padding in pixels, 0 = off

@@ -424,3 +424,11 @@ def test_cifar10_and_fashion_mnist_fall_back_to_tfds(tmp_path, monkeypatch):
   assert fashion.train.images.shape == (5, 28, 28, 1) and fashion.num_classes == 10
   with pytest.raises(ValueError, match="cifar10_labels='worst' needs labels.npz"):
     data.load(config("cifar10", cifar10_labels="worst"))
+
+
+def test_train_and_eval_size_keep_prefixes():
+  full = data.load(ml_collections.ConfigDict(dict(name="digits")))
+  part = data.load(ml_collections.ConfigDict(dict(name="digits", train_size=100, eval_size=50)))
+  np.testing.assert_array_equal(part.train.images, full.train.images[:100])
+  np.testing.assert_array_equal(part.train.labels, full.train.labels[:100])
+  assert len(part.test) == 50

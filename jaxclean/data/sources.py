@@ -87,7 +87,8 @@ def load(config) -> Dataset:
   """Loads `config.name` (see `NAMES`) into memory and checks it.
 
   config fields: name, data_dir, cache_dir, cifar10_labels, train_split
-  (default 'train'), eval_split (default 'test'), labels_file ('' = none).
+  (default 'train'), eval_split (default 'test'), labels_file ('' = none),
+  train_size and eval_size (keep the first n examples of each split; 0 = all).
   """
   name = config.name
   kind, _, arg = name.partition(":")
@@ -122,6 +123,13 @@ def load(config) -> Dataset:
   test = _check_split(eval_split, *splits[eval_split], num_classes)
   if config.get("labels_file", ""):
     train = Split(train.images, _labels_file(config.labels_file, len(train), num_classes))
+  # Optional prefixes in source order, for CPU-scale runs: indices stay positions.
+  n_train, n_eval = config.get("train_size", 0), config.get("eval_size", 0)
+  if n_train:
+    train = Split(train.images[:n_train], train.labels[:n_train])
+    clean = None if clean is None else clean[:n_train]
+  if n_eval:
+    test = Split(test.images[:n_eval], test.labels[:n_eval])
   return Dataset(name, train, test, num_classes, tuple(class_names), clean)
 
 
