@@ -33,6 +33,7 @@ def get_config():
                      schedule="cosine", drops=(0.5, 0.75), drop_factor=0.1, warmup_epochs=0)
   c.augment = dict(crop=0, flip=False)  # crop: zero padding in pixels, 0 = off
   c.record_dynamics = True
+  c.trajectories = False  # also stream per-epoch margin and correctness to WORKDIR/trajectories/
   c.aum = dict(skip_epochs=1, threshold_samples=False, percentile=99.0)
   # Clean and retrain: method none | keep_all | aum_threshold | score | oracle | random.
   c.clean = dict(method="none", score="forgetting", fraction=0.1, count=0, seed=0)

@@ -49,8 +49,20 @@ def to_global(local: dict[str, np.ndarray], mesh, global_batch: int) -> dict[str
 
 
 def replicate(tree, mesh):
-  """Places a host pytree (the same on every process) replicated on the mesh."""
-  return jax.device_put(tree, replicated(mesh))
+  """Places a host pytree (the same on every process) replicated on the mesh.
+
+  Typed PRNG keys travel as their key data: `device_put` cannot place a key
+  array on other processes' devices.
+  """
+  sharding = replicated(mesh)
+
+  def put(x):
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(jax.device_put(jax.random.key_data(x), sharding),
+                                      impl=jax.random.key_impl(x))
+    return jax.device_put(x, sharding)
+
+  return jax.tree.map(put, tree)
 
 
 def fetch(tree):

@@ -127,6 +127,7 @@ def update(records: Records, index: jax.Array, logits: jax.Array,
       seen=put(records.seen, seen),
       aum_seen=put(records.aum_seen, get(records.aum_seen) + aum.astype(jnp.int32)),
       forgotten=put(records.forgotten, get(records.forgotten) + forgot.astype(jnp.int32)),
-      correct=put(records.correct, d["correct"]),
+      # Written through `was_correct` so XLA updates in place instead of copying.
+      correct=put(records.correct, jnp.where(mask, d["correct"], was_correct)),
       learned=put(records.learned, learned | d["correct"]),
   )

@@ -28,6 +28,7 @@ from flax.training import train_state
 from jaxclean import checkpoint as checkpoint_lib
 from jaxclean import data as data_lib
 from jaxclean import clean, detection, io, noise, parallel, threshold
+from jaxclean import trajectories
 from jaxclean import records as records_lib
 from jaxclean import scores as scores_lib
 from jaxclean.augment import augment
@@ -246,6 +247,8 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
                       force=done % spe == 0 or done == total_steps)
       if done % spe == 0 and jax.process_index() == 0:
         io.write_table(history_path, pd.DataFrame(history))
+        if config.trajectories and config.record_dynamics:
+          trajectories.write(workdir, done // spe - 1, parallel.fetch(records))
   bar.close()
   ckpt.close()
   return FitResult(state=state,
@@ -270,8 +273,9 @@ def score_table(records: records_lib.Records | None, labels: np.ndarray,
   df = pd.DataFrame(dict(index=np.arange(len(labels)), given_label=labels,
                          predicted_label=predicted))
   if records is not None:
-    for name, values in scores_lib.all_scores(records).items():
-      df[name] = np.asarray(values)
+    values = scores_lib.all_scores(records)
+    for name in scores_lib.SCORES:
+      df[name] = np.asarray(values[name])
   if is_noisy is not None:
     df["is_noisy"] = is_noisy
   return df

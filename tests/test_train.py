@@ -72,3 +72,22 @@ def test_recording_off_still_trains(digits_config, tmp_path):
   out = train.train_and_evaluate(digits_config, str(tmp_path))
   assert out["detection"] is None and "aum" not in out["scores"]
   assert out["test_accuracy"] > 0.5
+
+
+def test_trajectories_agree_with_streaming_scores(digits_config, tmp_path):
+  """The per-epoch trajectories on disk reproduce the O(N) streaming scores."""
+  from jaxclean import trajectories
+  c = digits_config
+  c.num_epochs, c.trajectories, c.aum.skip_epochs = 4, True, 1
+  df = train.train_and_evaluate(c, str(tmp_path))["scores"]
+  margin = trajectories.read(str(tmp_path), "margin")
+  correct = trajectories.read(str(tmp_path), "correct")
+  assert margin.shape == correct.shape == (4, len(df))
+  np.testing.assert_allclose(margin[-1], df["margin"], rtol=1e-6)
+  np.testing.assert_allclose(margin[1:].mean(0), df["aum"], rtol=1e-5, atol=1e-5)
+  events = np.sum(correct[:-1] & ~correct[1:], axis=0)
+  np.testing.assert_array_equal(np.where(correct.any(0), events, 4), df["forgetting"])
+  np.testing.assert_array_equal(trajectories.read(str(tmp_path), "margin", [3, 1]),
+                                margin[:, [3, 1]])
+  with pytest.raises(FileNotFoundError, match="trajectories"):
+    trajectories.read(str(tmp_path / "nope"), "margin")

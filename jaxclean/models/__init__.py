@@ -1,0 +1,21 @@
+"""Classifiers by config name: `get_model(name, num_classes, **options)`.
+
+Every model is a flax.linen Module called as `model.apply(variables, x, train=...)` on float32
+NHWC images, returning float32 logits (N, num_classes). Models with batch norm keep running
+statistics in the `batch_stats` collection.
+"""
+
+import flax.linen as nn
+
+from jaxclean.models.cnn import CNN
+from jaxclean.models.mlp import MLP
+from jaxclean.models.resnet import PreActResNet18, ResNet32
+
+MODELS = {'mlp': MLP, 'cnn': CNN, 'resnet32': ResNet32, 'preact_resnet18': PreActResNet18}
+
+
+def get_model(name: str, num_classes: int, **kwargs) -> nn.Module:
+  """The model `name` with `num_classes` outputs; kwargs are its options (TypeError if unknown)."""
+  if name not in MODELS:
+    raise ValueError(f'unknown model {name!r}; valid names: {", ".join(MODELS)}')
+  return MODELS[name](num_classes=num_classes, **kwargs)

@@ -1,0 +1,40 @@
+"""Optional per-epoch trajectories, streamed to disk one epoch at a time.
+
+Every example is presented once per epoch, so the records' last-presentation
+margin and correctness at the end of epoch e are epoch e's values: writing
+them out at each epoch end gives whole trajectories with no extra device
+state. Each epoch is one `.npy` per field (`trajectories/margin_00012.npy`),
+written atomically; `read` memory-maps them, so plotting a few examples never
+loads the whole (epochs, N) array.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+
+from jaxclean import io
+
+FIELDS = ("margin", "correct")
+
+
+def write(workdir: str, epoch: int, records) -> None:
+  """Writes epoch `epoch`'s margin and correctness from host `records`."""
+  for name in FIELDS:
+    path = os.path.join(workdir, "trajectories", f"{name}_{epoch:05d}.npy")
+    with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
+      np.save(f, np.asarray(getattr(records, name)))
+
+
+def read(workdir: str, name: str, index=None) -> np.ndarray:
+  """(epochs, len(index)) trajectory of `name` for the examples `index` (default all)."""
+  if name not in FIELDS:
+    raise ValueError(f"unknown trajectory field {name!r}; valid: {FIELDS}")
+  paths = sorted(glob.glob(os.path.join(workdir, "trajectories", f"{name}_*.npy")))
+  if not paths:
+    raise FileNotFoundError(f"no {name} trajectories under {workdir}/trajectories "
+                            "(run with --config.trajectories=True)")
+  epochs = [np.load(p, mmap_mode="r") for p in paths]
+  return np.stack([e if index is None else e[index] for e in epochs])
