@@ -29,7 +29,7 @@ def _setup(case, **extra):
   model = get_model(name, 5, **options, **extra)
   x = jax.random.normal(jax.random.key(1), shape)
   other = x.at[1:].set(jax.random.normal(jax.random.key(2), x[1:].shape))
-  return model, model.init(jax.random.key(0), x, train=False), x, other
+  return model, model.init(jax.random.key(0, impl='rbg'), x, train=False), x, other
 
 
 @pytest.mark.parametrize('case', CASES)
@@ -85,11 +85,10 @@ def test_unknown_name_or_option():
     get_model('cnn', 10, depth=3)
 
 
-@pytest.mark.parametrize('shape', [(2, 8, 8, 3), (2, 7, 9, 3)])
-def test_max_pool_matches_flax(shape):
-  x = jax.random.normal(jax.random.key(0), shape)
+def test_max_pool_matches_flax():
+  x = jax.random.normal(jax.random.key(0), (2, 6, 7, 3))  # odd width: last column dropped
   flax_pool = lambda x: nn.max_pool(x, (2, 2), (2, 2))
-  np.testing.assert_array_equal(max_pool_2x2(x), flax_pool(x))
-  weights = jax.random.normal(jax.random.key(1), flax_pool(x).shape)
-  grad = lambda pool: jax.grad(lambda x: (pool(x) * weights).sum())(x)
-  np.testing.assert_array_equal(grad(max_pool_2x2), grad(flax_pool))
+  weights = jax.random.normal(jax.random.key(1), (2, 3, 3, 3))
+  value_and_grad = lambda pool: jax.jit(jax.value_and_grad(lambda x: (pool(x) * weights).sum()))
+  for a, b in zip(value_and_grad(max_pool_2x2)(x), value_and_grad(flax_pool)(x)):
+    np.testing.assert_array_equal(a, b)

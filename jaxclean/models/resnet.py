@@ -64,9 +64,11 @@ class PreActBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-  """3x3 stem conv, stages of blocks (stride 1 in the first stage, 2 after), global average
-  pool, dense. Post-activation nets put BN-ReLU after the stem, pre-activation nets before
-  the pool."""
+  """Residual net: 3x3 stem conv, stages of `block`s, global average pool, dense.
+
+  Stage i has stage_sizes[i] blocks of widths[i] channels; its first block strides by 2 except
+  in stage 0. Post-activation nets put BN-ReLU after the stem, pre-activation nets before the pool.
+  """
   num_classes: int
   block: Any
   stage_sizes: Sequence[int]
