@@ -19,13 +19,20 @@ class Checkpointer:
 
   def __init__(self, directory: str, keep: int = 3, every_steps: int = 0):
     self.every_steps = every_steps
+    self.unreadable: set[int] = set()
+    # One item: a step whose item folder is missing must not make the manager
+    # read every step as a multi-item checkpoint (then none restores).
     self.manager = ocp.CheckpointManager(
         os.path.abspath(directory),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        item_handlers=ocp.StandardCheckpointHandler())
 
   def maybe_save(self, step: int, tree, force: bool = False) -> None:
     """Saves at every `every_steps`-th step, or when `force` (epoch ends)."""
     if force or (self.every_steps and step % self.every_steps == 0):
+      if step in self.unreadable:  # replace it, or it shadows this good save forever
+        self.manager.delete(step)
+        self.unreadable.discard(step)
       if step not in self.manager.all_steps():
         self.manager.save(step, args=ocp.args.StandardSave(tree), force=True)
 
@@ -36,6 +43,7 @@ class Checkpointer:
       try:
         return step, self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
       except Exception as e:  # orbax raises several types for unreadable data
+        self.unreadable.add(step)
         logging.warning("checkpoint at step %d in %s is unreadable (%s: %s); "
                         "trying the previous one", step, self.manager.directory,
                         type(e).__name__, e)

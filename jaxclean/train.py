@@ -224,6 +224,10 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
     for step, batch in batches(images, labels, bs, config.seed, mesh,
                                range(start, total_steps)):
       state, records, metrics = train_step(state, records, batch, step_key)
+      if prev is not None and jax.process_count() > 1:
+        # Keep at most one step in flight: with many collective programs queued,
+        # XLA's CPU client (gloo) can deadlock across processes.
+        jax.block_until_ready(prev)
       # Read the previous step's metrics: they are ready, so the device never waits.
       if prev is not None and (step % config.log_every_steps == 0):
         bar.set_postfix(loss=_check_finite(prev, step - 1)["loss"] / max(float(prev["count"]), 1))
@@ -243,12 +247,13 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
         history.append(row)
         logging.info("epoch %d: %s", epoch, row)
         epoch_sums, t0 = None, time.time()
-      ckpt.maybe_save(done, dict(state=state, records=records),
-                      force=done % spe == 0 or done == total_steps)
+      # Logs first: a restart drops log rows past its checkpoint, never misses one.
       if done % spe == 0 and jax.process_index() == 0:
         io.write_table(history_path, pd.DataFrame(history))
         if config.trajectories and config.record_dynamics:
           trajectories.write(workdir, done // spe - 1, parallel.fetch(records))
+      ckpt.maybe_save(done, dict(state=state, records=records),
+                      force=done % spe == 0 or done == total_steps)
   bar.close()
   ckpt.close()
   return FitResult(state=state,

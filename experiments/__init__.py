@@ -1,0 +1,1 @@
+"""Experiment scripts that reproduce the papers' tables; see experiments/README.md."""

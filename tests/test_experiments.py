@@ -1,0 +1,201 @@
+"""Each experiment script end to end at a tiny size (digits subset, 1 epoch, one setting)."""
+
+import importlib
+import io as io_lib
+import tarfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from experiments import common, forgetting_curve
+from third_party import cleanlab_adapter
+
+
+
+def _tiny(module: str, **exp):
+  """The experiment's CPU config shrunk to digits, 1 epoch, one device, no progress bar."""
+  c = importlib.import_module(f"configs.exp_{module}").get_config()
+  c.data.name = "digits"
+  c.data.train_size = 400
+  c.data.eval_size = 0
+  c.noise.pairs = ""
+  c.model = dict(name="mlp", hidden=(64,))
+  c.num_epochs = 1
+  c.aum.skip_epochs = 0  # AUM from the first epoch, or one epoch scores nothing
+  c.num_devices = 1
+  c.progress = False
+  c.exp.results_dir = ""
+  c.exp.update(exp)
+  return c
+
+
+def _outputs(workdir, name):
+  df = pd.read_csv(workdir / f"{name}.csv")
+  md = (workdir / f"{name}.md").read_text()
+  assert "Runtime:" in md and "nproc=" in md and "| setting |" in md
+  return df, md
+
+
+def test_cleaning(tmp_path):
+  from experiments import cleaning
+  c = _tiny("cleaning", settings="uniform:0.4",
+            methods="keep_all,oracle,random,aum_threshold,forgetting")
+  out = cleaning.run(c, str(tmp_path), command="python -m experiments.cleaning ...")
+  df, md = _outputs(tmp_path, "cleaning")
+  assert list(df["setting"]) == ["uniform 40%"] and len(out) == 1
+  row = df.iloc[0]
+  assert row["noisy"] == 160
+  for m in cleaning.METHODS:
+    assert 0 <= row[f"{m}_error"] <= 100
+  assert row["oracle_precision"] == 1 and row["oracle_recall"] == 1
+  assert row["oracle_removed"] == 160 and row["keep_all_removed"] == 0
+  assert row["random_removed"] == row["aum_flagged"] == row["aum_threshold_removed"]
+  assert row["forgetting_removed"] == row["aum_flagged"]
+  assert np.isnan(row["keep_all_precision"])
+  # Random removal must not be tied to the noise (an equal seed would pick exactly the noisy).
+  if row["random_removed"] >= 50:
+    assert row["random_precision"] < 0.7
+  assert "python -m experiments.cleaning" in md
+
+
+def test_seed_collision_is_refused(tmp_path):
+  from experiments import cleaning
+  c = _tiny("cleaning", settings="uniform:0.4")
+  c.clean.seed = c.noise.seed
+  with pytest.raises(ValueError, match="distinct seeds"):
+    cleaning.run(c, str(tmp_path))
+
+
+def test_detection(tmp_path):
+  from experiments import detection
+  c = _tiny("detection", settings="asymmetric:0.4", cleanlab_folds=2)
+  detection.run(c, str(tmp_path))
+  df, md = _outputs(tmp_path, "detection")
+  methods = set(df["method"])
+  assert {"aum", "forgetting", "el2n", "margin", "loss"} <= methods
+  assert ("cleanlab" in methods) == cleanlab_adapter.available()
+  assert df["auroc"].between(0, 1).all() and df["ap"].between(0, 1).all()
+  assert (df["seconds"] > 0).all()
+  assert "## AUROC" in md
+  if not cleanlab_adapter.available():
+    assert "cleanlab is not installed" in md
+
+
+@pytest.mark.skipif(not cleanlab_adapter.available(), reason="cleanlab not installed")
+def test_cleanlab_pred_probs_are_out_of_sample_probabilities(tmp_path):
+  from jaxclean import data as data_lib
+  c = _tiny("detection")
+  c.num_epochs = 3
+  ds = data_lib.load(c.data)
+  mean, std = ds.mean_std()
+  probs = cleanlab_adapter.cross_val_pred_probs(c, ds.train.images, ds.train.labels, 10, mean,
+                                                std, str(tmp_path), folds=2)
+  assert probs.shape == (400, 10) and np.isfinite(probs).all()
+  np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+  assert np.mean(probs.argmax(1) == ds.train.labels) > 0.5  # clean digits (chance 0.1)
+
+
+def _fake_cifar10(root, n_train=120, n_test=30):
+  """Tiny CIFAR-10 layout: class-coloured 8x8 JPEGs, 'worst' labels 30 % wrong."""
+  root.mkdir()
+  rng = np.random.default_rng(0)
+  clean = np.arange(n_train) % 10
+  test = np.arange(n_test) % 10
+
+  def image(label):
+    colour = (25 * label, 255 - 25 * label, 128 + 10 * (label % 3))
+    pixels = np.clip(np.array(colour) + rng.normal(0, 8, (8, 8, 3)), 0, 255)
+    return Image.fromarray(pixels.astype(np.uint8))
+
+  with tarfile.open(root / "cifar10_jpeg.tar.gz", "w:gz") as tar:
+    for split, labels in (("train", clean), ("test", test)):
+      for i, y in enumerate(labels):
+        buf = io_lib.BytesIO()
+        image(y).save(buf, "JPEG", quality=95)
+        info = tarfile.TarInfo(f"{split}/{i:05d}.jpg")
+        info.size = buf.tell()
+        buf.seek(0)
+        tar.addfile(info, buf)
+  noisy = clean.copy()
+  wrong = rng.permutation(n_train)[:int(0.3 * n_train)]
+  noisy[wrong] = (noisy[wrong] + 1 + rng.integers(0, 9, len(wrong))) % 10
+  sets = {k: noisy for k in ("aggre_label", "worst_label", "random_label1", "random_label2",
+                             "random_label3")}
+  np.savez(root / "labels.npz", train_label=clean, test_label=test,
+           class_names=np.array([f"class{c}" for c in range(10)]), **sets)
+  return root
+
+
+def test_real_noise_on_a_fake_cifar10_dir(tmp_path):
+  from experiments import real_noise
+  c = _tiny("real_noise", label_sets="worst")
+  c.data.name = "cifar10"
+  c.data.data_dir = str(_fake_cifar10(tmp_path / "cifar10"))
+  c.data.cache_dir = str(tmp_path / "cache")
+  c.data.train_size = 0
+  real_noise.run(c, str(tmp_path / "work"))
+  df, md = _outputs(tmp_path / "work", "real_noise")
+  assert set(df["setting"]) == {"worst"}
+  aum = df[df["method"] == "aum_threshold"].iloc[0]
+  assert aum["k"] == 36 and 0 <= aum["precision"] <= 1 and 0 <= aum["recall"] <= 1
+  assert abs(aum["noise_rate"] - 0.3) < 1e-9
+  assert df[df["method"] != "aum_threshold"]["auroc"].between(0, 1).all()
+
+
+def test_forgetting_curve(tmp_path):
+  c = _tiny("forgetting_curve", fractions="0,0.25")
+  forgetting_curve.run(c, str(tmp_path))
+  df, md = _outputs(tmp_path, "forgetting_curve")
+  assert sorted(df["k"].unique()) == [0, 100]
+  assert set(df["removal"]) == {"least_forgotten", "random"}
+  assert df["test_accuracy"].between(0, 1).all()
+  lf = df[(df["removal"] == "least_forgotten") & (df["k"] == 100)].iloc[0]
+  rnd = df[(df["removal"] == "random") & (df["k"] == 100)].iloc[0]
+  assert lf["kept"] == rnd["kept"] == 300
+  # The least forgotten are removed first: their mean forgetting is the lowest possible.
+  assert lf["removed_mean_forgetting"] <= rnd["removed_mean_forgetting"]
+  assert lf["removed_unforgettable"] == min(100, lf["unforgettable"])
+  # k = 0 is one keep-all run reported for both removals.
+  zero = df[df["k"] == 0]
+  assert zero["test_accuracy"].nunique() == 1
+
+
+def test_least_forgotten_table_orders_by_count_then_breaks_ties():
+  scores = pd.DataFrame(dict(forgetting=[3, 0, 1, 0, 2]))
+  out = forgetting_curve.least_forgotten_table(scores, seed=0)
+  order = np.argsort(-out["forgetting"].to_numpy(), kind="stable")
+  assert sorted(order[:2]) == [1, 3] and list(order[2:]) == [2, 4, 0]
+  assert list(scores["forgetting"]) == [3, 0, 1, 0, 2]  # input untouched
+
+
+def test_markdown_table_and_settings():
+  df = pd.DataFrame(dict(a=["x|y", "z"], b=[1.23456, np.nan], c=[1, 2]))
+  assert common.markdown_table(df).splitlines() == [
+      "| a | b | c |", "|---|---|---|", "| x\\|y | 1.2346 | 1 |", "| z | – | 2 |"]
+  assert common.noise_settings("uniform:0.4, asymmetric:0.2,none") == [
+      ("uniform 40%", {"noise.kind": "uniform", "noise.rate": 0.4}),
+      ("asymmetric 20%", {"noise.kind": "asymmetric", "noise.rate": 0.2}),
+      ("no noise", {"noise.kind": "none", "noise.rate": 0.0})]
+  with pytest.raises(ValueError, match="bad noise setting"):
+    common.noise_settings("gaussian:0.1")
+
+
+@pytest.mark.parametrize("name", ["cleaning", "detection", "real_noise", "forgetting_curve"])
+def test_configs_have_cpu_and_full_scales(name):
+  module = importlib.import_module(f"configs.exp_{name}")
+  cpu, full = module.get_config(), module.get_config("full")
+  assert f"python -m experiments.{name} --config=configs/exp_{name}.py" in module.__doc__
+  assert f"configs/exp_{name}.py:full" in module.__doc__
+  assert cpu.data.name in ("fashion_mnist", "cifar10") and full.data.name == "cifar10"
+  assert full.model.name == "resnet32" and full.num_epochs == 150 and full.batch_size == 64
+  assert full.optimizer.lr == 0.1 and full.optimizer.nesterov
+  assert full.optimizer.schedule == "constant" and full.optimizer.momentum == 0.9
+  assert full.optimizer.weight_decay == 1e-4 and full.augment.crop == 4 and full.augment.flip
+  assert full.clean.retrain.num_epochs == 300 and full.clean.retrain.batch_size == 256
+  assert full.clean.retrain.optimizer.schedule == "step"
+  assert tuple(full.clean.retrain.optimizer.drops) == (0.5, 0.75)
+  assert len({cpu.seed, cpu.noise.seed, cpu.clean.seed}) == 3
+  with pytest.raises(ValueError, match="unknown scale"):
+    module.get_config("huge")
