@@ -17,6 +17,9 @@ def atomic_path(path: str):
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path))
   os.close(fd)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o666 & ~umask)  # as open() would create it, not mkstemp's 0600
   try:
     yield tmp
     os.replace(tmp, path)
