@@ -15,6 +15,7 @@ import pandas as pd
 
 from jaxclean import scores as scores_lib
 
+STREAM = 0xC1EA  # separates this seed's random stream from noise injection's
 METHODS = ("none", "keep_all", "aum_threshold", "score", "oracle", "random")
 
 
@@ -43,7 +44,7 @@ def removal(method: str, scores: pd.DataFrame, flagged: dict | None,
       raise ValueError(f"unknown or unrecorded score {score!r}; valid: {list(scores_lib.SCORES)}")
     mask[np.argsort(-scores_lib.suspicion(score, scores[score].to_numpy()), kind="stable")[:k]] = True
   elif method == "random":
-    mask[np.random.default_rng(seed).permutation(n)[:k]] = True
+    mask[np.random.default_rng([seed, STREAM]).permutation(n)[:k]] = True
   else:
     raise ValueError(f"unknown clean method {method!r}; valid: {', '.join(METHODS)}")
   return mask

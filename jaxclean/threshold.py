@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
+STREAM = 0x7A5  # separates this seed's random stream from noise injection's
+
 
 def samples(num_examples: int, num_classes: int, seed: int, run: int) -> np.ndarray:
   """Indices of run `run`'s threshold samples: slice `run` of a seeded permutation."""
   size = num_examples // num_classes
   if (run + 1) * size > num_examples:
     raise ValueError(f"run {run} needs {(run + 1) * size} examples, only {num_examples}")
-  perm = np.random.default_rng(seed).permutation(num_examples)
+  # Its own stream: with default_rng(seed), noise injection seeded alike would
+  # corrupt exactly the first threshold samples.
+  perm = np.random.default_rng([seed, STREAM]).permutation(num_examples)
   return np.sort(perm[run * size:(run + 1) * size])
 
 

@@ -62,3 +62,16 @@ def test_removal_methods():
     clean.removal("magic", df, None, noisy)
   with pytest.raises(ValueError, match="score"):
     clean.removal("score", df, None, noisy, fraction=0.5, score="nope")
+
+
+def test_equal_seeds_do_not_pick_the_noisy_examples():
+  """Noise, threshold samples and random removal draw from separate streams."""
+  from jaxclean import noise
+  n, c = 2000, 10
+  labels = np.arange(n) % c
+  _, noisy = noise.inject(labels, c, "uniform", 0.3, seed=0)
+  s0 = threshold.samples(n, c, seed=0, run=0)
+  assert abs(noisy[s0].mean() - 0.3) < 0.1  # about the noise rate, not 1.0
+  removed = clean.removal("random", pd.DataFrame(dict(aum=np.zeros(n))), None, noisy,
+                          fraction=0.3, seed=0)
+  assert abs(noisy[removed].mean() - 0.3) < 0.1
