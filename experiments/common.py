@@ -60,20 +60,6 @@ def with_overrides(config: ml_collections.ConfigDict, overrides: dict
   return c
 
 
-def check_seeds(config) -> None:
-  """Refuses equal seeds for noise, threshold samples and random removal.
-
-  Each of `noise.inject`, `threshold.samples` and `clean.removal('random')`
-  takes `np.random.default_rng(seed).permutation(N)`: with one seed the
-  threshold samples and the random removal would be exactly the corrupted
-  examples, and every number here would be wrong.
-  """
-  seeds = dict(seed=config.seed, noise_seed=config.noise.seed, clean_seed=config.clean.seed)
-  if len(set(seeds.values())) < len(seeds):
-    raise ValueError(f"use distinct seeds, got {seeds}: equal seeds draw the same permutation "
-                     "for noise injection, threshold samples and random removal")
-
-
 def slug(label: str) -> str:
   return re.sub(r"[^a-z0-9]+", "_", label.lower().replace("%", "pct")).strip("_")
 
@@ -98,7 +84,6 @@ def for_each_setting(config, workdir: str, settings: Iterable[tuple[str, dict]],
   is `workdir/<slug(label)>`. Each row gets the setting's label first. Data
   sets are loaded once per distinct `config.data`.
   """
-  check_seeds(config)
   mesh = parallel.make_mesh(config.num_devices)
   loaded: dict[str, data_lib.Dataset] = {}
   rows = []
