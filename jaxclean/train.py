@@ -206,11 +206,15 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   history_path = os.path.join(workdir, "history.csv")
   history = (pd.read_csv(history_path).to_dict("records")
              if os.path.exists(history_path) else [])
-  restored = ckpt.restore(dict(state=state, records=records))
+  # Running (sum, count) metrics of the current epoch, checkpointed with the state
+  # so that an epoch resumed mid-way still logs the whole epoch.
+  zero_sums = parallel.replicate({k: np.float32(0) for k in ("loss", "correct", "count")}, mesh)
+  epoch_sums = zero_sums
+  restored = ckpt.restore(dict(state=state, records=records, sums=epoch_sums))
   start = 0
   if restored:
     start, tree = restored
-    state, records = tree["state"], tree["records"]
+    state, records, epoch_sums = tree["state"], tree["records"], tree["sums"]
     history = [h for h in history if h["epoch"] < start // spe]
     logging.info("resumed from step %d of %d", start, total_steps)
 
@@ -219,7 +223,7 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   show = config.progress and jax.process_index() == 0
   bar = tqdm.tqdm(total=total_steps, initial=start, disable=not show, unit="step",
                   dynamic_ncols=True)
-  epoch_sums, prev, t0 = None, None, time.time()
+  prev, t0 = None, time.time()
   with jax.set_mesh(mesh):
     for step, batch in batches(images, labels, bs, config.seed, mesh,
                                range(start, total_steps)):
@@ -232,7 +236,7 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
       if prev is not None and (step % config.log_every_steps == 0):
         bar.set_postfix(loss=_check_finite(prev, step - 1)["loss"] / max(float(prev["count"]), 1))
       prev = metrics
-      epoch_sums = metrics if epoch_sums is None else jax.tree.map(jnp.add, epoch_sums, metrics)
+      epoch_sums = jax.tree.map(jnp.add, epoch_sums, metrics)
       bar.update(1)
       done = step + 1
       if done % spe == 0 or done == total_steps:
@@ -246,13 +250,13 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
               eval_step, state, test.images, test.labels, bs, mesh)
         history.append(row)
         logging.info("epoch %d: %s", epoch, row)
-        epoch_sums, t0 = None, time.time()
+        epoch_sums, t0 = zero_sums, time.time()
       # Logs first: a restart drops log rows past its checkpoint, never misses one.
       if done % spe == 0 and jax.process_index() == 0:
         io.write_table(history_path, pd.DataFrame(history))
         if config.trajectories and config.record_dynamics:
           trajectories.write(workdir, done // spe - 1, parallel.fetch(records))
-      ckpt.maybe_save(done, dict(state=state, records=records),
+      ckpt.maybe_save(done, dict(state=state, records=records, sums=epoch_sums),
                       force=done % spe == 0 or done == total_steps)
   bar.close()
   ckpt.close()

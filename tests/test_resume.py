@@ -187,6 +187,9 @@ def test_killed_run_resumes_mid_epoch_to_the_same_scores(runs):
   assert history["epoch"].tolist() == list(range(EPOCHS))  # no duplicated epoch rows
   ref_history = pd.read_csv(runs["ref"] / "history.csv")
   np.testing.assert_allclose(history["test_accuracy"], ref_history["test_accuracy"])
+  # The resumed epoch's training metrics cover the whole epoch, not just its tail.
+  np.testing.assert_allclose(history[["train_loss", "train_accuracy"]],
+                             ref_history[["train_loss", "train_accuracy"]], rtol=1e-5)
   assert _steps(runs["killed"])[-1] == TOTAL
 
 
