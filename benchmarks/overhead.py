@@ -64,6 +64,7 @@ SWEEP = [
      ["--xla_flags=--xla_cpu_experimental_ynn_fusion_type=individual_dot"], {}),
     ("xla_cpu_use_onednn=true", ["--xla_flags=--xla_cpu_use_onednn=true"], {}),
     ("OPENBLAS_CORETYPE=Haswell", [], {"OPENBLAS_CORETYPE": "Haswell"}),
+    ("OMP_WAIT_POLICY=PASSIVE (torch threads sleep)", [], {"OMP_WAIT_POLICY": "PASSIVE"}),
 ]
 
 
@@ -145,7 +146,9 @@ def header(args):
            f"this process may use {cores()} cores; {load_text()}",
            f"python {platform.python_version()}, jax {jax.__version__}, jaxlib "
            f"{jaxlib.__version__}, flax {flax.__version__}, backend {jax.default_backend()}"]
-  if have_torch():
+  if "torch" not in args.sections and not args.sweep:
+    pass  # importing torch costs seconds: only where section 3 runs
+  elif have_torch():
     import torch
     lines.append(f"torch {torch.__version__} (threads {torch_threads(args)})")
   else:
@@ -599,7 +602,6 @@ class TorchStep:
 
 def section_torch(args, data, out):
   import jax
-  import numpy as np
   from jaxclean import parallel
   from jaxclean.data import pipeline
   if not have_torch():
