@@ -329,14 +329,9 @@ class JaxStep:
     import jax
     import jax.numpy as jnp
     from jaxclean import parallel, train
-    from jaxclean import records as records_lib
-    variables = jax.jit(model.init, static_argnames="train")(
-        jax.random.key(config.seed), jnp.zeros((1, 28, 28, 1), jnp.float32), train=False)
-    state = train.TrainState.create(apply_fn=model.apply, params=variables["params"],
-                                    batch_stats=variables.get("batch_stats"),
-                                    tx=train.make_optimizer(config, spe))
+    state = train.create_train_state(config, model, (28, 28, 1), spe)
     self.state, self.records, self.key = parallel.replicate(
-        (state, records_lib.init(n), jax.random.key(1)), mesh)
+        (state, train.init_records(n, config.ensemble), jax.random.key(1)), mesh)
     fn = train.make_train_step(config, mean, std, spe, record)
     t = time.perf_counter()
     self.compiled = fn.lower(self.state, self.records, batch0, self.key).compile()

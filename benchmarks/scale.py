@@ -45,20 +45,17 @@ def _setup(batch, n, mesh):
   import jax
   import numpy as np
   from configs import default
-  from jaxclean import parallel, records, train
+  from jaxclean import parallel, train
   from jaxclean.models import get_model
   c = default.get_config()
   c.model.name = "cnn"
-  model = get_model("cnn", 10)
   x = np.random.default_rng(0).integers(0, 255, (batch, 28, 28, 1)).astype(np.uint8)
-  variables = model.init(jax.random.key(0), x[:1].astype(np.float32), train=False)
-  state = train.TrainState.create(apply_fn=model.apply, params=variables["params"],
-                                  tx=train.make_optimizer(c, 100))
+  state = train.create_train_state(c, get_model("cnn", 10), x.shape[1:], 100)
   local = dict(image=x, label=np.arange(batch, dtype=np.int32) % 10,
                index=np.random.default_rng(1).choice(n, batch, replace=False).astype(np.int32),
                mask=np.ones(batch, bool))
   state, key = parallel.replicate((state, jax.random.key(0)), mesh)
-  recs = parallel.replicate(records.init(n), mesh)
+  recs = parallel.replicate(train.init_records(n, 1), mesh)
   batch_arrays = parallel.to_global(local, mesh, batch)
   mean, std = np.float32(128), np.float32(64)
   steps = {r: train.make_train_step(c, mean, std, 100, record=r) for r in (True, False)}
@@ -157,7 +154,7 @@ def pipeline(batch, repeats):
   """Host batch building vs the step, and steps with and without prefetch."""
   import jax
   import numpy as np
-  from jaxclean import parallel, train
+  from jaxclean import parallel
   from jaxclean.data import pipeline as pipe
   mesh = parallel.make_mesh(1)
   n = 60000
@@ -174,14 +171,14 @@ def pipeline(batch, repeats):
 
   def run(source):
     start = time.perf_counter()
-    for _, bb in source:
+    for *_, bb in source:
       box["state"], box["recs"], m = steps[True](box["state"], box["recs"], bb, key)
     jax.block_until_ready(m)
     return (time.perf_counter() - start) / repeats
 
-  run(train.batches(images, labels, batch, 0, mesh, range(2)))  # compile
+  run(pipe.batches(images, labels, batch, 0, mesh, range(2)))  # compile
   inline = run((s, build(s)) for s in range(repeats))
-  threaded = run(train.batches(images, labels, batch, 0, mesh, range(repeats)))
+  threaded = run(pipe.batches(images, labels, batch, 0, mesh, range(repeats)))
   return [dict(build_batch_ms=t_build * 1e3, step_inline_ms=inline * 1e3,
                step_prefetched_ms=threaded * 1e3, build_over_step=t_build / threaded)]
 

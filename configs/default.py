@@ -9,6 +9,7 @@ Override anything, e.g.:
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def get_config():
@@ -34,13 +35,17 @@ def get_config():
   c.augment = dict(crop=0, flip=False)  # crop: zero padding in pixels, 0 = off
   c.record_dynamics = True
   c.trajectories = False  # also stream per-epoch margin and correctness to WORKDIR/trajectories/
-  c.aum = dict(skip_epochs=1, threshold_samples=False, percentile=99.0)
+  c.ensemble = 1  # members trained together in one step (vmap); scores are their means
+  # threshold_samples: none | two_runs (two trainings, N // C relabelled each) | copies (one run).
+  c.aum = dict(skip_epochs=1, threshold_samples="none", percentile=99.0)
   # Clean and retrain: method none | keep_all | aum_threshold | score | oracle | random.
   c.clean = dict(method="none", score="forgetting", fraction=0.1, count=0, seed=0)
-  c.clean.retrain = dict(num_epochs=c.get_ref("num_epochs"), batch_size=c.get_ref("batch_size"))
+  # Retraining recipe: the detection run's settings, with these replaced where set.
+  c.clean.retrain = dict(num_epochs=config_dict.placeholder(int),
+                         batch_size=config_dict.placeholder(int))
   c.num_devices = 0  # 0 = every device
   c.checkpoint = dict(every_steps=0, keep=3)  # also saved at the end of every epoch
-  c.eval_every_epochs = 1
+  c.eval_every_epochs = 1  # 0: only after the last epoch (always evaluated)
   c.log_every_steps = 20
   c.progress = True
   return c

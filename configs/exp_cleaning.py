@@ -15,8 +15,9 @@ def get_config(scale: str = "cpu"):
     raise ValueError(f"unknown scale {scale!r}; use cpu or full")
   c = (exp_base.cpu if scale == "cpu" else exp_base.full)(
       "experiments/results/cleaning" + ("_full" if scale == "full" else ""))
-  c.aum.threshold_samples = True
-  c.exp.settings = "uniform:0.2,uniform:0.4,uniform:0.6,uniform:0.8,asymmetric:0.2,asymmetric:0.4"
-  c.exp.methods = "keep_all,oracle,random,aum_threshold,forgetting"
+  c.aum.threshold_samples = "two_runs"
+  c.exp.settings = (("uniform", 0.2), ("uniform", 0.4), ("uniform", 0.6), ("uniform", 0.8),
+                    ("asymmetric", 0.2), ("asymmetric", 0.4))
+  c.exp.methods = ("keep_all", "oracle", "random", "aum_threshold", "forgetting")
   c.exp.topk = "flagged"  # forgetting removes k = #AUM-flagged ('noisy': k = #wrong labels)
   return c

@@ -15,8 +15,9 @@ def get_config(scale: str = "cpu"):
     raise ValueError(f"unknown scale {scale!r}; use cpu or full")
   c = (exp_base.cpu if scale == "cpu" else exp_base.full)(
       "experiments/results/detection" + ("_full" if scale == "full" else ""))
-  c.aum.threshold_samples = False  # one run gives every score
-  c.exp.settings = "uniform:0.2,uniform:0.4,uniform:0.6,uniform:0.8,asymmetric:0.2,asymmetric:0.4"
+  c.aum.threshold_samples = "none"  # one run gives every score
+  c.exp.settings = (("uniform", 0.2), ("uniform", 0.4), ("uniform", 0.6), ("uniform", 0.8),
+                    ("asymmetric", 0.2), ("asymmetric", 0.4))
   c.exp.cleanlab = True  # skipped with a note when cleanlab is not installed
   c.exp.cleanlab_folds = 4
   return c

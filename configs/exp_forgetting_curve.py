@@ -17,8 +17,8 @@ def get_config(scale: str = "cpu"):
     raise ValueError(f"unknown scale {scale!r}; use cpu or full")
   c = (exp_base.cpu if scale == "cpu" else exp_base.full)(
       "experiments/results/forgetting_curve" + ("_full" if scale == "full" else ""))
-  c.aum.threshold_samples = False
+  c.aum.threshold_samples = "none"
   c.noise.kind = "none"
-  c.exp.noise = "none"  # settings as in exp_cleaning, e.g. 'none,uniform:0.2'
-  c.exp.fractions = "0,0.1,0.2,0.3,0.4"
+  c.exp.noise = (("none", 0.0),)  # settings as in exp_cleaning, e.g. (("uniform", 0.2),)
+  c.exp.fractions = (0.0, 0.1, 0.2, 0.3, 0.4)
   return c

@@ -30,6 +30,6 @@ def get_config(scale: str = "cpu"):
     c.num_epochs = 6
     c.augment.flip = True
   c.noise.kind = "none"  # the CIFAR-10N labels are the noise
-  c.aum.threshold_samples = True
-  c.exp.label_sets = "aggre,random1,worst"
+  c.aum.threshold_samples = "two_runs"
+  c.exp.label_sets = ("aggre", "random1", "worst")
   return c

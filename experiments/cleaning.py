@@ -21,8 +21,8 @@ import os
 import numpy as np
 import pandas as pd
 
-from experiments import common
-from jaxclean import train
+from experiments import settings, tables
+from jaxclean import clean, protocol
 
 METHODS = ("keep_all", "oracle", "random", "aum_threshold", "forgetting")
 # Experiment method -> (clean.removal method, clean.score).
@@ -31,7 +31,7 @@ _LIB = {"keep_all": ("keep_all", ""), "oracle": ("oracle", ""), "random": ("rand
 
 
 def methods(config) -> list[str]:
-  names = [m.strip() for m in config.exp.methods.split(",") if m.strip()]
+  names = list(config.exp.methods)
   bad = [m for m in names if m not in METHODS]
   if bad:
     raise ValueError(f"unknown methods {bad}; valid: {', '.join(METHODS)}")
@@ -41,28 +41,28 @@ def methods(config) -> list[str]:
 def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
   if is_noisy is None:
     raise ValueError("cleaning needs known wrong labels (injected noise or CIFAR-10N)")
-  if not config.aum.threshold_samples:
-    raise ValueError("cleaning needs aum.threshold_samples=True (the AUM flags)")
-  with common.Timer() as t:
-    found = train.detect(config, ds, labels, os.path.join(workdir, "detect"), mesh)
-  scores = train.score_table(found.records, labels, found.predicted, is_noisy)
-  flagged = int(found.flagged["flagged"].sum())
+  if config.aum.threshold_samples == "none":
+    raise ValueError("cleaning needs aum.threshold_samples (the AUM flags)")
+  with settings.Timer() as t:
+    found = protocol.record(config, ds, labels, os.path.join(workdir, "detect"), mesh)
+  scores = protocol.score_table(found, labels, is_noisy)
+  flagged = int(found.flags["flagged"].sum())
   k = flagged if config.exp.topk == "flagged" else int(is_noisy.sum())
   row = dict(examples=len(labels), noisy=int(is_noisy.sum()), aum_flagged=flagged,
              topk=k, detect_seconds=round(t.seconds, 1))
   for m in methods(config):
     lib_method, score = _LIB[m]
     count = flagged if m == "random" else k
-    c = common.with_overrides(config, {"clean.count": count, "clean.fraction": 0.0,
-                                       "clean.score": score or config.clean.score})
-    with common.Timer() as t:
-      summary = train.clean_and_retrain(c, ds, labels, is_noisy, scores, found.flagged,
-                                        workdir, mesh, method=lib_method)
-    removed = summary["removed"]
+    removed = clean.removal(lib_method, scores, found.flags, is_noisy, score=score or "aum",
+                            seed=config.clean.seed, count=count)
+    with settings.Timer() as t:
+      summary = protocol.retrain(config, ds, labels, ~removed,
+                                 os.path.join(workdir, f"retrain_{lib_method}"), mesh)
+    pr = clean.precision_recall(removed, is_noisy)
     row.update({f"{m}_error": 100.0 * (1.0 - summary["test_accuracy"]),
-                f"{m}_removed": removed,
-                f"{m}_precision": summary["precision"] if removed else np.nan,
-                f"{m}_recall": summary["recall"],
+                f"{m}_removed": summary["removed"],
+                f"{m}_precision": pr["precision"] if removed.any() else np.nan,
+                f"{m}_recall": pr["recall"],
                 f"{m}_seconds": round(t.seconds, 1)})
   return [row]
 
@@ -70,8 +70,8 @@ def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
 def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
   """One row per noise setting; columns `<method>_error` (test error, %),
   `_removed`, `_precision`, `_recall`, `_seconds`; writes cleaning.csv/.md."""
-  with common.Timer() as total:
-    df = common.for_each_setting(config, workdir, common.noise_settings(config.exp.settings),
+  with settings.Timer() as total:
+    df = settings.for_each_setting(config, workdir, settings.noise_settings(config.exp.settings),
                                  _setting)
   write_tables(config, workdir, df, total.seconds, command)
   return df
@@ -89,14 +89,14 @@ def write_tables(config, workdir: str, df: pd.DataFrame, seconds: float,
                   zip(df[f"{m}_removed"], df[f"{m}_precision"], df[f"{m}_recall"])]
   k_rule = ("as many as AUM flagged" if config.exp.topk == "flagged"
             else "the number of wrong labels")
-  return common.write_outputs(
+  return tables.write_outputs(
       config, workdir, "cleaning", "Test error after removing suspected wrong labels",
       df, [("Clean-test error (%) after retraining", errors, ".2f"),
            ("Removed: count (precision / recall against the injected noise)", removal)],
       seconds, command,
       notes=[f"Data {config.data.name} (train_size={config.data.train_size or 'all'}), model "
              f"{config.model.name}, {config.num_epochs} epochs; retraining "
-             f"{config.clean.retrain.num_epochs} epochs from scratch, same seed, per column.",
+             f"{protocol.retrain_config(config).num_epochs} epochs from scratch, same seed, per column.",
              "aum_threshold: flagged by AUM threshold samples (two runs, "
              f"{config.aum.percentile:g}th percentile). random: as many random examples as "
              f"AUM flagged. forgetting: the top k by forgetting count, k = {k_rule}.",
@@ -107,4 +107,4 @@ def write_tables(config, workdir: str, df: pd.DataFrame, seconds: float,
 
 
 if __name__ == "__main__":
-  common.cli("experiments.cleaning", run)
+  settings.cli("experiments.cleaning", run)

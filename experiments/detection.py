@@ -20,8 +20,8 @@ import os
 import numpy as np
 import pandas as pd
 
-from experiments import common
-from jaxclean import clean, detection, train
+from experiments import settings, tables
+from jaxclean import clean, protocol, quality
 from jaxclean import scores as scores_lib
 from third_party import cleanlab_adapter
 
@@ -29,16 +29,16 @@ from third_party import cleanlab_adapter
 def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
   if is_noisy is None:
     raise ValueError("detection needs known wrong labels (injected noise or CIFAR-10N)")
-  with common.Timer() as t:
-    found = train.detect(config, ds, labels, os.path.join(workdir, "detect"), mesh)
-    scores = train.score_table(found.records, labels, found.predicted, is_noisy)
-  rows = [dict(r, seconds=round(t.seconds, 1)) for r in common.detection_rows(scores, is_noisy)]
+  with settings.Timer() as t:
+    found = protocol.record(config, ds, labels, os.path.join(workdir, "detect"), mesh)
+    scores = protocol.score_table(found, labels, is_noisy)
+  rows = [dict(r, seconds=round(t.seconds, 1)) for r in settings.detection_rows(scores, is_noisy)]
   if config.exp.cleanlab and cleanlab_adapter.available():
     mean, std = ds.mean_std()
     out = cleanlab_adapter.label_issues(config, ds.train.images, labels, ds.num_classes, mean,
                                         std, os.path.join(workdir, "cleanlab"), mesh,
                                         folds=config.exp.cleanlab_folds)
-    q = detection.quality(-out.quality, is_noisy)
+    q = quality.quality(-out.quality, is_noisy)
     pr = clean.precision_recall(out.is_issue, is_noisy)
     rows.append(dict(method="cleanlab", **{k: float(v) for k, v in q.items()},
                      flagged=int(out.is_issue.sum()),
@@ -54,8 +54,8 @@ def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
   if config.exp.cleanlab and not cleanlab_adapter.available():
     notes.append("cleanlab is not installed (pip install -e '.[peers]'): no cleanlab row.")
     print("note: " + notes[-1])
-  with common.Timer() as total:
-    df = common.for_each_setting(config, workdir, common.noise_settings(config.exp.settings),
+  with settings.Timer() as total:
+    df = settings.for_each_setting(config, workdir, settings.noise_settings(config.exp.settings),
                                  _setting)
   write_tables(config, workdir, df, total.seconds, command, notes)
   return df
@@ -69,23 +69,23 @@ def write_tables(config, workdir: str, df: pd.DataFrame, seconds: float,
     if col not in df:
       df[col] = np.nan
   order = [m for m in [*scores_lib.SCORES, "cleanlab"] if m in set(df["method"])]
-  settings = list(dict.fromkeys(df["setting"]))
+  names = list(dict.fromkeys(df["setting"]))
 
   def pivot(value):
     p = df.pivot(index="setting", columns="method", values=value)
-    return p.loc[settings, order].reset_index().rename_axis(columns=None)
+    return p.loc[names, order].reset_index().rename_axis(columns=None)
 
-  times = pd.DataFrame({"setting": settings})
+  times = pd.DataFrame({"setting": names})
   jaxclean_rows = df[df["method"] != "cleanlab"].groupby("setting", sort=False)["seconds"]
-  times["jaxclean (one run, every score)"] = jaxclean_rows.first().loc[settings].to_numpy()
+  times["jaxclean (one run, every score)"] = jaxclean_rows.first().loc[names].to_numpy()
   sections = [("AUROC", pivot("auroc")), ("Average precision", pivot("ap")),
               ("Precision at k = number of wrong labels", pivot("precision_at_k"))]
   if "cleanlab" in order:
-    cl = df[df["method"] == "cleanlab"].set_index("setting").loc[settings]
+    cl = df[df["method"] == "cleanlab"].set_index("setting").loc[names]
     times[f"cleanlab ({config.exp.cleanlab_folds}-fold CV + cleanlab)"] = cl["seconds"].to_numpy()
     sections.append(("Wall seconds of each pipeline (training included)", times, ".0f"))
     sections.append(("cleanlab find_label_issues: flagged set against the wrong labels",
-                     pd.DataFrame({"setting": settings,
+                     pd.DataFrame({"setting": names,
                                    "wrong labels": cl["k"].astype(int).to_numpy(),
                                    "flagged": cl["flagged"].astype(int).to_numpy(),
                                    "precision": cl["flag_precision"].to_numpy(),
@@ -100,8 +100,8 @@ def write_tables(config, workdir: str, df: pd.DataFrame, seconds: float,
       "same model and epochs, ranked by get_label_quality_scores (self-confidence).",
       "variability (Swayamdipta et al.) marks ambiguous examples, not wrong ones: a label "
       "that is consistently wrong has low variability, hence AUROC < 0.5."]
-  return common.write_outputs(config, workdir, "detection", "Detection quality of every score",
+  return tables.write_outputs(config, workdir, "detection", "Detection quality of every score",
                               df, sections, seconds, command, notes)
 
 if __name__ == "__main__":
-  common.cli("experiments.detection", run)
+  settings.cli("experiments.detection", run)

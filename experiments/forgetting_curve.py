@@ -24,44 +24,43 @@ import os
 import numpy as np
 import pandas as pd
 
-from experiments import common
-from jaxclean import clean, train
+from experiments import settings, tables
+from jaxclean import clean, protocol, rng
 
 
 def fractions(config) -> list[float]:
-  out = [float(f) for f in str(config.exp.fractions).split(",") if f.strip()]
+  out = [float(f) for f in config.exp.fractions]
   if not out or any(not 0 <= f < 1 for f in out):
     raise ValueError(f"exp.fractions must be in [0, 1), got {config.exp.fractions!r}")
   return out
 
 
-def least_forgotten_table(scores: pd.DataFrame, seed: int) -> pd.DataFrame:
-  """Copy of `scores` whose 'forgetting' column ranks the least forgotten as most suspicious."""
-  out = scores.copy()
-  tiebreak = np.random.default_rng(seed).uniform(0, 0.5, len(out))
-  out["forgetting"] = -out["forgetting"].to_numpy(np.float64) + tiebreak
-  return out
+def least_forgotten(forgetting: np.ndarray, k: int, seed: int) -> np.ndarray:
+  """Mask of the k least-forgotten examples, ties broken by a seeded random order."""
+  tiebreak = rng.numpy(seed, "tiebreak").permutation(len(forgetting))
+  mask = np.zeros(len(forgetting), bool)
+  mask[np.lexsort((tiebreak, forgetting))[:k]] = True
+  return mask
 
 
 def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
-  found = train.detect(config, ds, labels, os.path.join(workdir, "detect"), mesh)
-  scores = train.score_table(found.records, labels, found.predicted, is_noisy)
-  forgetting = scores["forgetting"].to_numpy()
+  found = protocol.record(config, ds, labels, os.path.join(workdir, "detect"), mesh)
+  forgetting = protocol.score_table(found, labels, is_noisy)["forgetting"].to_numpy()
   unforgettable = forgetting == 0  # learned and never forgotten
-  reversed_scores = least_forgotten_table(scores, config.clean.seed)
   n, rows = len(labels), []
   for f in fractions(config):
     k = int(round(f * n))
-    kinds = [("least_forgotten", "score"), ("random", "random")] if k else [("none", "keep_all")]
-    for kind, method in kinds:
-      c = common.with_overrides(config, {"clean.count": k, "clean.fraction": 0.0,
-                                         "clean.score": "forgetting"})
-      table = reversed_scores if kind == "least_forgotten" else scores
-      with common.Timer() as t:
-        s = train.clean_and_retrain(c, ds, labels, is_noisy, table, found.flagged,
-                                    os.path.join(workdir, f"k{k}"), mesh, method=method)
-      removed = clean.removal(method, table, found.flagged, is_noisy, 0.0, "forgetting",
-                                    c.clean.seed, k)
+    kinds = ["least_forgotten", "random"] if k else ["none"]
+    for kind in kinds:
+      if kind == "least_forgotten":
+        removed = least_forgotten(forgetting, k, config.clean.seed)
+      else:
+        removed = clean.removal("random" if k else "keep_all", pd.DataFrame(index=range(n)),
+                                None, is_noisy, seed=config.clean.seed, count=k)
+      method = {"least_forgotten": "score", "random": "random", "none": "keep_all"}[kind]
+      with settings.Timer() as t:
+        s = protocol.retrain(config, ds, labels, ~removed,
+                             os.path.join(workdir, f"k{k}", f"retrain_{method}"), mesh)
       for name in (["least_forgotten", "random"] if kind == "none" else [kind]):
         rows.append(dict(fraction=f, k=k, removal=name, kept=s["kept"],
                          test_accuracy=s["test_accuracy"],
@@ -76,8 +75,8 @@ def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
 def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
   """One row per (fraction, removal) with the retrained test accuracy; writes
   forgetting_curve.csv/.md."""
-  with common.Timer() as total:
-    df = common.for_each_setting(config, workdir, common.noise_settings(config.exp.noise),
+  with settings.Timer() as total:
+    df = settings.for_each_setting(config, workdir, settings.noise_settings(config.exp.noise),
                                  _setting)
   curve = df.pivot_table(index=["setting", "fraction", "k"], columns="removal",
                          values="test_accuracy", sort=False).reset_index().rename_axis(columns=None)
@@ -87,9 +86,9 @@ def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
                                                "removed_mean_forgetting"]]
   notes = [f"Data {config.data.name} (train_size={config.data.train_size or 'all'}), model "
            f"{config.model.name}, {config.num_epochs} epochs for the forgetting counts and for "
-           f"every retraining ({config.clean.retrain.num_epochs} epochs), same seed.",
+           f"every retraining ({protocol.retrain_config(config).num_epochs} epochs), same seed.",
            "Unforgettable = learned at some presentation and never forgotten (forgetting 0)."]
-  common.write_outputs(config, workdir, "forgetting_curve",
+  tables.write_outputs(config, workdir, "forgetting_curve",
                        "Removing the least-forgotten examples versus random ones", df,
                        [("Clean-test accuracy after removing k examples", curve),
                         ("What the least-forgotten removal took", lf)],
@@ -98,4 +97,4 @@ def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-  common.cli("experiments.forgetting_curve", run)
+  settings.cli("experiments.forgetting_curve", run)

@@ -3,28 +3,60 @@
 The data position and every random number derive from (seed, step), so the
 step stored in the train state is all a restart needs besides the arrays.
 A checkpoint that fails to restore (partial, corrupt) is skipped, with a
-warning, in favour of the one before it.
+warning, in favour of the one before it. The run's identity (its settings
+and a digest of its data) is saved beside the checkpoints: a run with another
+identity is refused before anything is restored or deleted.
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from jaxclean import outputs
+from jaxclean.checks import InputError
+
+IDENTITY_FILE = "run.json"
+
+
+class ConfigMismatch(InputError):
+  """The checkpoints in a directory belong to a run with other settings or data."""
+
+
+def check_identity(directory: str, identity: dict) -> None:
+  """Saves `identity` in `directory`, or raises ConfigMismatch if another one is there."""
+  path = os.path.join(directory, IDENTITY_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    if saved != identity:
+      keys = sorted(set(saved) | set(identity), key=str)
+      diff = [f"{k}: {saved.get(k, '(unset)')!r} -> {identity.get(k, '(unset)')!r}"
+              for k in keys if saved.get(k) != identity.get(k)]
+      raise ConfigMismatch(
+          f"{os.path.dirname(directory)} holds a run with other settings or data "
+          f"({'; '.join(diff)}); use another --workdir, or delete that directory to start afresh")
+  elif jax.process_index() == 0:
+    outputs.write_text(path, json.dumps(identity, indent=1, sort_keys=True, default=str))
+
 
 class Checkpointer:
 
-  def __init__(self, directory: str, keep: int = 3, every_steps: int = 0):
+  def __init__(self, directory: str, keep: int = 3, every_steps: int = 0,
+               identity: dict | None = None):
     self.every_steps = every_steps
     self.unreadable: set[int] = set()
+    directory = os.path.abspath(directory)
+    if identity is not None:
+      check_identity(directory, json.loads(json.dumps(identity, default=str)))
     # One item: a step whose item folder is missing must not make the manager
     # read every step as a multi-item checkpoint (then none restores).
     self.manager = ocp.CheckpointManager(
-        os.path.abspath(directory),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
         item_handlers=ocp.StandardCheckpointHandler())
 
   def maybe_save(self, step: int, tree, force: bool = False) -> None:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from jaxclean import rng
 from jaxclean import scores as scores_lib
-
-STREAM = 0xC1EA  # separates this seed's random stream from noise injection's
 METHODS = ("none", "keep_all", "aum_threshold", "score", "oracle", "random")
 
 
@@ -29,7 +28,7 @@ def removal(method: str, scores: pd.DataFrame, flagged: dict | None,
     return np.zeros(n, bool)
   if method == "aum_threshold":
     if flagged is None:
-      raise ValueError("clean.method=aum_threshold needs aum.threshold_samples=True")
+      raise ValueError("clean.method=aum_threshold needs aum.threshold_samples=two_runs or copies")
     return np.asarray(flagged["flagged"], bool)
   if method == "oracle":
     if is_noisy is None:
@@ -44,7 +43,7 @@ def removal(method: str, scores: pd.DataFrame, flagged: dict | None,
       raise ValueError(f"unknown or unrecorded score {score!r}; valid: {list(scores_lib.SCORES)}")
     mask[np.argsort(-scores_lib.suspicion(score, scores[score].to_numpy()), kind="stable")[:k]] = True
   elif method == "random":
-    mask[np.random.default_rng([seed, STREAM]).permutation(n)[:k]] = True
+    mask[rng.numpy(seed, "removal").permutation(n)[:k]] = True
   else:
     raise ValueError(f"unknown clean method {method!r}; valid: {', '.join(METHODS)}")
   return mask

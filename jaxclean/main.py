@@ -2,14 +2,18 @@
 
 Any config field can be overridden, e.g. `--config.noise.rate=0.4`. For
 multi-process runs pass `--distributed` (on TPU pods and SLURM/GPU clusters
-JAX finds the cluster itself) or the explicit coordinator flags.
+JAX finds the cluster itself) or the explicit coordinator flags. Bad input
+(a setting, a data set, a file) ends with one line on stderr and exit status 2.
+Library INFO logs are off unless asked for with `--verbosity=0` (or higher).
 """
+
+import sys
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxclean import train
+from jaxclean import checks, protocol
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
                                           lock_config=True)
@@ -23,14 +27,21 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:  # library INFO logs (orbax, JAX) only when asked
+    logging.set_verbosity(logging.WARNING)
   if _DISTRIBUTED.value or _COORDINATOR.value:
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value,
                                process_id=_PROCESS_ID.value)
   logging.info("process %d of %d, %d devices", jax.process_index(), jax.process_count(),
                jax.device_count())
-  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  try:
+    protocol.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except checks.InputError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,13 @@ def all_scores(r: Records) -> dict[str, jax.Array]:
   return {name: fn(r) for name, fn in SCORES.items()}
 
 
+@jax.jit
+def ensemble_scores(r: Records) -> dict[str, jax.Array]:
+  """Every score of records with a leading member axis, averaged over the members."""
+  return {name: jnp.mean(v.astype(jnp.float32), axis=0)
+          for name, v in jax.vmap(all_scores)(r).items()}
+
+
 def suspicion(name: str, values):
   """Values oriented so that higher always means more suspicious."""
   return values if SUSPICIOUS_HIGH[name] else -values

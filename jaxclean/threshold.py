@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAM = 0x7A5  # separates this seed's random stream from noise injection's
+from jaxclean import rng
 
 
 def samples(num_examples: int, num_classes: int, seed: int, run: int) -> np.ndarray:
@@ -20,9 +20,7 @@ def samples(num_examples: int, num_classes: int, seed: int, run: int) -> np.ndar
   size = num_examples // num_classes
   if (run + 1) * size > num_examples:
     raise ValueError(f"run {run} needs {(run + 1) * size} examples, only {num_examples}")
-  # Its own stream: with default_rng(seed), noise injection seeded alike would
-  # corrupt exactly the first threshold samples.
-  perm = np.random.default_rng([seed, STREAM]).permutation(num_examples)
+  perm = rng.numpy(seed, "threshold").permutation(num_examples)
   return np.sort(perm[run * size:(run + 1) * size])
 
 

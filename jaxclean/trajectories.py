@@ -15,21 +15,21 @@ import os
 
 import numpy as np
 
-from jaxclean import io
+from jaxclean import outputs
 
 FIELDS = ("margin", "correct")
 
 
 def write(workdir: str, epoch: int, records) -> None:
-  """Writes epoch `epoch`'s margin and correctness from host `records`."""
+  """Writes epoch `epoch`'s margin and correctness from host `records` (members, N)."""
   for name in FIELDS:
     path = os.path.join(workdir, "trajectories", f"{name}_{epoch:05d}.npy")
-    with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with outputs.atomic_path(path) as tmp, open(tmp, "wb") as f:
       np.save(f, np.asarray(getattr(records, name)))
 
 
 def read(workdir: str, name: str, index=None) -> np.ndarray:
-  """(epochs, len(index)) trajectory of `name` for the examples `index` (default all)."""
+  """(epochs, members, len(index)) trajectory of `name` for the examples `index` (default all)."""
   if name not in FIELDS:
     raise ValueError(f"unknown trajectory field {name!r}; valid: {FIELDS}")
   paths = sorted(glob.glob(os.path.join(workdir, "trajectories", f"{name}_*.npy")))
@@ -37,4 +37,4 @@ def read(workdir: str, name: str, index=None) -> np.ndarray:
     raise FileNotFoundError(f"no {name} trajectories under {workdir}/trajectories "
                             "(run with --config.trajectories=True)")
   epochs = [np.load(p, mmap_mode="r") for p in paths]
-  return np.stack([e if index is None else e[index] for e in epochs])
+  return np.stack([e if index is None else e[:, index] for e in epochs])

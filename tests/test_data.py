@@ -13,6 +13,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 from sklearn import datasets
 
+from conftest import ROOT
 from jaxclean import data
 from jaxclean.data import sources
 
@@ -432,3 +433,17 @@ def test_train_and_eval_size_keep_prefixes():
   np.testing.assert_array_equal(part.train.images, full.train.images[:100])
   np.testing.assert_array_equal(part.train.labels, full.train.labels[:100])
   assert len(part.test) == 50
+
+
+def test_cifar10_default_location_does_not_depend_on_the_working_directory():
+  # Beside the repository, wherever the command runs (it was "../shared/..." from the cwd).
+  assert sources.CIFAR10_DIR == os.path.join(os.path.dirname(ROOT), "shared", "data", "cifar10")
+
+
+def test_outputs_never_change_the_umask(tmp_path, monkeypatch):
+  from jaxclean import outputs
+  mask = os.umask(0o022)
+  os.umask(mask)
+  monkeypatch.setattr(os, "umask", lambda *a: pytest.fail("umask changed while writing"))
+  outputs.write_text(str(tmp_path / "a.txt"), "x")
+  assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from experiments import common, forgetting_curve
+from experiments import forgetting_curve, settings, tables
 from third_party import cleanlab_adapter
 
 
@@ -41,7 +41,8 @@ def _outputs(workdir, name):
 def test_cleaning(tmp_path):
   from experiments import cleaning
   # keep_all is left out only to save one training: it is `clean.removal`'s, tested there.
-  c = _tiny("cleaning", settings="uniform:0.4", methods="oracle,random,aum_threshold,forgetting")
+  c = _tiny("cleaning", settings=(("uniform", 0.4),),
+            methods=("oracle", "random", "aum_threshold", "forgetting"))
   out = cleaning.run(c, str(tmp_path), command="python -m experiments.cleaning ...")
   df, md = _outputs(tmp_path, "cleaning")
   assert list(df["setting"]) == ["uniform 40%"] and len(out) == 1
@@ -62,7 +63,7 @@ def test_cleaning(tmp_path):
 
 def test_detection(tmp_path):
   from experiments import detection
-  c = _tiny("detection", settings="asymmetric:0.4", cleanlab_folds=2)
+  c = _tiny("detection", settings=(("asymmetric", 0.4),), cleanlab_folds=2)
   detection.run(c, str(tmp_path))
   df, md = _outputs(tmp_path, "detection")
   methods = set(df["method"])
@@ -122,7 +123,7 @@ def _fake_cifar10(root, n_train=120, n_test=30):
 
 def test_real_noise_on_a_fake_cifar10_dir(tmp_path):
   from experiments import real_noise
-  c = _tiny("real_noise", label_sets="worst")
+  c = _tiny("real_noise", label_sets=("worst",))
   c.data.name = "cifar10"
   c.data.data_dir = str(_fake_cifar10(tmp_path / "cifar10"))
   c.data.cache_dir = str(tmp_path / "cache")
@@ -137,7 +138,7 @@ def test_real_noise_on_a_fake_cifar10_dir(tmp_path):
 
 
 def test_forgetting_curve(tmp_path):
-  c = _tiny("forgetting_curve", fractions="0,0.25")
+  c = _tiny("forgetting_curve", fractions=(0.0, 0.25))
   forgetting_curve.run(c, str(tmp_path))
   df, md = _outputs(tmp_path, "forgetting_curve")
   assert sorted(df["k"].unique()) == [0, 100]
@@ -154,24 +155,27 @@ def test_forgetting_curve(tmp_path):
   assert zero["test_accuracy"].nunique() == 1
 
 
-def test_least_forgotten_table_orders_by_count_then_breaks_ties():
-  scores = pd.DataFrame(dict(forgetting=[3, 0, 1, 0, 2]))
-  out = forgetting_curve.least_forgotten_table(scores, seed=0)
-  order = np.argsort(-out["forgetting"].to_numpy(), kind="stable")
-  assert sorted(order[:2]) == [1, 3] and list(order[2:]) == [2, 4, 0]
-  assert list(scores["forgetting"]) == [3, 0, 1, 0, 2]  # input untouched
+def test_least_forgotten_orders_by_count_then_breaks_ties():
+  forgetting = np.array([3, 0, 1, 0, 2])
+  assert forgetting_curve.least_forgotten(forgetting, 2, seed=0).tolist() == [
+      False, True, False, True, False]
+  assert forgetting_curve.least_forgotten(forgetting, 3, seed=0).tolist() == [
+      False, True, True, True, False]
+  picks = {tuple(np.flatnonzero(forgetting_curve.least_forgotten(forgetting, 1, seed=s)))
+           for s in range(20)}
+  assert picks == {(1,), (3,)}  # the tie between examples 1 and 3 goes either way
 
 
 def test_markdown_table_and_settings():
   df = pd.DataFrame(dict(a=["x|y", "z"], b=[1.23456, np.nan], c=[1, 2]))
-  assert common.markdown_table(df).splitlines() == [
+  assert tables.markdown_table(df).splitlines() == [
       "| a | b | c |", "|---|---|---|", "| x\\|y | 1.2346 | 1 |", "| z | – | 2 |"]
-  assert common.noise_settings("uniform:0.4, asymmetric:0.2,none") == [
+  assert settings.noise_settings((("uniform", 0.4), ("asymmetric", 0.2), ("none", 0))) == [
       ("uniform 40%", {"noise.kind": "uniform", "noise.rate": 0.4}),
       ("asymmetric 20%", {"noise.kind": "asymmetric", "noise.rate": 0.2}),
       ("no noise", {"noise.kind": "none", "noise.rate": 0.0})]
   with pytest.raises(ValueError, match="bad noise setting"):
-    common.noise_settings("gaussian:0.1")
+    settings.noise_settings((("gaussian", 0.1),))
 
 
 @pytest.mark.parametrize("name", ["cleaning", "detection", "real_noise", "forgetting_curve"])

@@ -35,7 +35,7 @@ from scipy import stats
 
 from jaxclean import records as records_lib
 from jaxclean import scores as scores_lib
-from jaxclean import train
+from jaxclean import protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "multihost_worker.py")
@@ -76,7 +76,7 @@ def _launch(workdir, logdir):
     cmd = [sys.executable, WORKER, os.path.join(logdir, f"writes{i}.json"), "--",
            "--config=configs/default.py", f"--workdir={workdir}",
            f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={NUM_PROCESSES}",
-           f"--process_id={i}"] + [f"--config.{k}={v}" for k, v in OVERRIDES.items()]
+           f"--process_id={i}", "--verbosity=0"] + [f"--config.{k}={v}" for k, v in OVERRIDES.items()]
     log = open(os.path.join(logdir, f"process{i}.log"), "w")
     procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True))
@@ -115,7 +115,7 @@ def _reference(workdir):
     for p in path:
       node = node[p]
     node[leaf] = value
-  return train.train_and_evaluate(c, workdir)
+  return protocol.train_and_evaluate(c, workdir)
 
 
 @pytest.fixture(scope="module")
@@ -198,12 +198,12 @@ def test_only_process_zero_writes_outputs(runs):
   # What is left: each output once, whole, no temporary or partial files.
   entries = set(os.listdir(runs["two"]))
   assert OUTPUTS | {"checkpoints"} <= entries, sorted(entries)
-  assert not [e for e in entries if e.startswith(".")], sorted(entries)  # io.py temp files
+  assert not [e for e in entries if e.startswith(".")], sorted(entries)  # outputs.py temp files
   df = pd.read_csv(runs["two"] / "scores.csv")
   assert df["index"].tolist() == list(range(len(runs["reference"]["scores"])))
   pd.testing.assert_frame_equal(df, pd.read_parquet(runs["two"] / "scores.parquet"),
                                 check_dtype=False)
   history = pd.read_csv(runs["two"] / "history.csv")
   assert history["epoch"].tolist() == list(range(EPOCHS))
-  steps = sorted(int(d) for d in os.listdir(runs["two"] / "checkpoints"))
+  steps = sorted(int(d) for d in os.listdir(runs["two"] / "checkpoints") if d.isdigit())
   assert steps == [STEPS_PER_EPOCH * (e + 1) for e in range(EPOCHS)]

@@ -49,3 +49,42 @@ def test_prefetch_keeps_order_and_raises():
 
   with pytest.raises(RuntimeError, match="boom"):
     list(pipeline.prefetch(bad()))
+
+
+def test_first_batches_are_not_the_noise_draw(digits_config):
+  """Equal seeds for data order and noise: the first batches hold the usual share of wrong labels."""
+  from jaxclean import data as data_lib, protocol
+  c = digits_config
+  assert c.seed == c.noise.seed == 0 and c.noise.rate == 0.3
+  ds = data_lib.load(c.data)
+  _, is_noisy = protocol.noisy_labels(c, ds)
+  first = np.concatenate([pipeline.batch_indices(len(is_noisy), 64, c.seed, s)[0]
+                          for s in range(7)])
+  assert abs(is_noisy[first].mean() - 0.3) < 0.08, is_noisy[first].mean()
+
+
+def test_random_purposes_never_share_a_stream():
+  from jaxclean import rng
+  draws = {}
+  for seed in range(5):
+    for purpose, (_, arity) in rng.PURPOSES.items():
+      for counters in ([()] if not arity else [(0,), (1,)]):
+        draws[(seed, purpose, counters)] = tuple(rng.numpy(seed, purpose, *counters).integers(
+            0, 2**62, 4))
+  assert len(set(draws.values())) == len(draws)
+  keys = {(s, p): tuple(np.asarray(__import__("jax").random.key_data(rng.key(s, p))).ravel())
+          for s in range(5) for p in ("init", "augment")}
+  assert len(set(keys.values())) == len(keys)
+
+
+def test_prefetch_thread_stops_when_the_consumer_does():
+  import itertools
+  import threading
+  import time
+  it = pipeline.prefetch(itertools.count())
+  assert [next(it) for _ in range(3)] == [0, 1, 2]
+  it.close()
+  deadline = time.time() + 5
+  while any(t.name == "jaxclean-prefetch" for t in threading.enumerate()):
+    assert time.time() < deadline, "prefetch thread still blocked on its queue"
+    time.sleep(0.05)

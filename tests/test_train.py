@@ -9,14 +9,14 @@ import pytest
 from scipy import stats
 
 from jaxclean import data as data_lib
-from jaxclean import parallel, train
+from jaxclean import parallel, protocol, train
 
 COLUMNS = ["index", "given_label", "predicted_label", "forgetting", "aum", "margin",
            "el2n", "confidence", "variability", "is_noisy"]
 
 
 def test_digits_detects_uniform_noise(digits_config, tmp_path):
-  out = train.train_and_evaluate(digits_config, str(tmp_path))
+  out = protocol.train_and_evaluate(digits_config, str(tmp_path))
   det = out["detection"]
   print(det)
   assert det.loc["aum", "auroc"] >= 0.90
@@ -36,7 +36,7 @@ def test_digits_detects_uniform_noise(digits_config, tmp_path):
 
 def _fit(config, workdir, num_devices):
   ds = data_lib.load(config.data)
-  labels, _ = train.noisy_labels(config, ds)
+  labels, _ = protocol.noisy_labels(config, ds)
   mean, std = ds.mean_std()
   return train.fit(config, ds.train.images, labels, ds.num_classes, workdir, mean, std,
                    mesh=parallel.make_mesh(num_devices))
@@ -61,7 +61,7 @@ def test_four_devices_rank_like_one(digits_config, tmp_path):
   scores = []
   for n in (1, 4):
     c.num_devices = n
-    scores.append(train.train_and_evaluate(c, str(tmp_path / str(n)))["scores"]["aum"])
+    scores.append(protocol.train_and_evaluate(c, str(tmp_path / str(n)))["scores"]["aum"])
   rho = stats.spearmanr(*scores).statistic
   assert rho >= 0.99, rho
 
@@ -69,7 +69,7 @@ def test_four_devices_rank_like_one(digits_config, tmp_path):
 def test_recording_off_still_trains(digits_config, tmp_path):
   digits_config.record_dynamics = False
   digits_config.num_epochs = 2
-  out = train.train_and_evaluate(digits_config, str(tmp_path))
+  out = protocol.train_and_evaluate(digits_config, str(tmp_path))
   assert out["detection"] is None and "aum" not in out["scores"]
   assert out["test_accuracy"] > 0.5
 
@@ -79,15 +79,15 @@ def test_trajectories_agree_with_streaming_scores(digits_config, tmp_path):
   from jaxclean import trajectories
   c = digits_config
   c.num_epochs, c.trajectories, c.aum.skip_epochs = 4, True, 1
-  df = train.train_and_evaluate(c, str(tmp_path))["scores"]
-  margin = trajectories.read(str(tmp_path), "margin")
-  correct = trajectories.read(str(tmp_path), "correct")
+  df = protocol.train_and_evaluate(c, str(tmp_path))["scores"]
+  margin = trajectories.read(str(tmp_path), "margin")[:, 0]  # the only member
+  correct = trajectories.read(str(tmp_path), "correct")[:, 0]
   assert margin.shape == correct.shape == (4, len(df))
   np.testing.assert_allclose(margin[-1], df["margin"], rtol=1e-6)
   np.testing.assert_allclose(margin[1:].mean(0), df["aum"], rtol=1e-5, atol=1e-5)
   events = np.sum(correct[:-1] & ~correct[1:], axis=0)
   np.testing.assert_array_equal(np.where(correct.any(0), events, 4), df["forgetting"])
-  np.testing.assert_array_equal(trajectories.read(str(tmp_path), "margin", [3, 1]),
+  np.testing.assert_array_equal(trajectories.read(str(tmp_path), "margin", [3, 1])[:, 0],
                                 margin[:, [3, 1]])
   with pytest.raises(FileNotFoundError, match="trajectories"):
     trajectories.read(str(tmp_path / "nope"), "margin")

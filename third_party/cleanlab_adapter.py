@@ -44,7 +44,8 @@ def predict_proba(state, images: np.ndarray, mean: np.ndarray, std: np.ndarray,
   @jax.jit
   def probs(variables, x):
     x = (x.astype(jnp.float32) - mean) / std
-    return jax.nn.softmax(state.apply_fn(variables, x, train=False), axis=-1)
+    logits = jax.vmap(lambda v: state.apply_fn(v, x, train=False))(variables)
+    return jnp.mean(jax.nn.softmax(logits, axis=-1), axis=0)  # the members' mean
 
   n = len(images)
   out = []
@@ -69,7 +70,7 @@ def cross_val_pred_probs(config, images: np.ndarray, labels: np.ndarray, num_cla
   c = config.copy_and_resolve_references()
   with c.unlocked():
     c.record_dynamics = False
-    c.aum.threshold_samples = False
+    c.aum.threshold_samples = "none"
   split = model_selection.StratifiedKFold(folds, shuffle=True, random_state=config.seed)
   probs = np.full((len(labels), num_classes), np.nan)
   for i, (fit_idx, held_idx) in enumerate(split.split(np.zeros(len(labels)), labels)):

@@ -19,11 +19,14 @@ import tempfile
 import numpy as np
 from PIL import Image
 
+from jaxclean.checks import InputError, MissingFile
+
 NAMES = ("digits", "fashion_mnist", "cifar10", "tfds:<name>", "npz:<path>", "folder:<path>")
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
-CIFAR10_DIR = "../shared/data/cifar10"  # relative to the working directory
+# Beside the repository, as laid out for every session and CI: <repo>/../shared/data/cifar10.
+CIFAR10_DIR = str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10")
 # cifar10_labels value -> key in labels.npz (CIFAR-10N human label sets, official train order).
 CIFAR10_LABEL_SETS = {"clean": "train_label", "aggre": "aggre_label", "worst": "worst_label",
                       "random1": "random_label1", "random2": "random_label2",
@@ -62,6 +65,7 @@ class Dataset:
   num_classes: int
   class_names: tuple[str, ...]
   train_clean_labels: np.ndarray | None = None
+  origin: str = ""  # where the examples came from (a directory, "tfds", ...): fixes their order
 
   def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel float32 mean and std of the train images (std >= 1e-6).
@@ -97,26 +101,27 @@ def load(config) -> Dataset:
   data_dir = config.get("data_dir", "")
   wanted = (train_split, eval_split)
   if name == "digits":
-    splits, class_names, clean = _digits(), tuple(str(i) for i in range(10)), None
+    splits, class_names, clean, origin = (_digits(), tuple(str(i) for i in range(10)), None,
+                                          "sklearn")
   elif name == "fashion_mnist":
-    splits, class_names, clean = _fashion_mnist(data_dir, wanted)
+    splits, class_names, clean, origin = _fashion_mnist(data_dir, wanted)
   elif name == "cifar10":
     label_set = config.get("cifar10_labels", "clean")
     if label_set != "clean" and train_split != "train":
-      raise ValueError(f"cifar10_labels={label_set!r} relabels the 'train' split, but "
+      raise InputError(f"cifar10_labels={label_set!r} relabels the 'train' split, but "
                        f"train_split={train_split!r}")
-    splits, class_names, clean = _cifar10(data_dir, config.get("cache_dir", ""), label_set, wanted)
+    splits, class_names, clean, origin = _cifar10(data_dir, config.get("cache_dir", ""), label_set, wanted)
   elif kind == "tfds" and arg:
-    splits, class_names, clean = _tfds(arg, data_dir, wanted)
+    splits, class_names, clean, origin = _tfds(arg, data_dir, wanted)
   elif kind == "npz" and arg:
-    splits, class_names, clean = _npz(arg)
+    splits, class_names, clean, origin = _npz(arg)
   elif kind == "folder" and arg:
-    splits, class_names, clean = _folder(arg)
+    splits, class_names, clean, origin = _folder(arg)
   else:
-    raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(NAMES)}")
+    raise InputError(f"unknown data set {name!r}; valid names: {', '.join(NAMES)}")
   for which, split in (("train_split", train_split), ("eval_split", eval_split)):
     if split not in splits:
-      raise ValueError(f"unknown {which} {split!r} for data set {name!r}; "
+      raise InputError(f"unknown {which} {split!r} for data set {name!r}; "
                        f"valid splits: {', '.join(splits)}")
   num_classes = len(class_names)
   train = _check_split(train_split, *splits[train_split], num_classes)
@@ -130,26 +135,26 @@ def load(config) -> Dataset:
     clean = None if clean is None else clean[:n_train]
   if n_eval:
     test = Split(test.images[:n_eval], test.labels[:n_eval])
-  return Dataset(name, train, test, num_classes, tuple(class_names), clean)
+  return Dataset(name, train, test, num_classes, tuple(class_names), clean, origin)
 
 
 def _check_split(split: str, images: np.ndarray, labels: np.ndarray, num_classes: int) -> Split:
   """Split with int32 labels, or a ValueError naming the split and the problem."""
   where = f"split {split!r}"
   if images.ndim != 4:
-    raise ValueError(f"{where}: images must be 4-D (N, H, W, C), got shape {images.shape}")
+    raise InputError(f"{where}: images must be 4-D (N, H, W, C), got shape {images.shape}")
   if len(images) == 0:
-    raise ValueError(f"{where} is empty")
+    raise InputError(f"{where} is empty")
   if images.dtype != np.uint8 and images.dtype != np.float32:
-    raise ValueError(f"{where}: images must be uint8 or float32, got {images.dtype}")
+    raise InputError(f"{where}: images must be uint8 or float32, got {images.dtype}")
   if images.dtype == np.float32 and not np.isfinite(images).all():
     bad = np.count_nonzero(~np.isfinite(images).reshape(len(images), -1).all(1))
-    raise ValueError(f"{where}: {bad} images contain NaN or inf pixels")
+    raise InputError(f"{where}: {bad} images contain NaN or inf pixels")
   if labels.ndim != 1 or len(labels) != len(images):
-    raise ValueError(f"{where}: labels must have shape ({len(images)},) to match the images, "
+    raise InputError(f"{where}: labels must have shape ({len(images)},) to match the images, "
                      f"got {labels.shape}")
   if not np.issubdtype(labels.dtype, np.integer):
-    raise ValueError(f"{where}: labels must be integers, got {labels.dtype}")
+    raise InputError(f"{where}: labels must be integers, got {labels.dtype}")
   _check_range(labels, num_classes, where)
   return Split(images, labels.astype(np.int32))
 
@@ -157,21 +162,21 @@ def _check_split(split: str, images: np.ndarray, labels: np.ndarray, num_classes
 def _check_range(labels: np.ndarray, num_classes: int, where: str) -> None:
   bad = (labels < 0) | (labels >= num_classes)
   if bad.any():
-    raise ValueError(f"{where}: {np.count_nonzero(bad)} labels outside [0, {num_classes}), "
+    raise InputError(f"{where}: {np.count_nonzero(bad)} labels outside [0, {num_classes}), "
                      f"e.g. {labels[bad][0]}")
 
 
 def _labels_file(path: str, n: int, num_classes: int) -> np.ndarray:
   """Training labels from a .npy file of n integers in [0, num_classes)."""
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"labels_file {path} does not exist")
+    raise MissingFile(f"labels_file {path} does not exist")
   labels = np.load(path, allow_pickle=False)
   if not isinstance(labels, np.ndarray):
-    raise ValueError(f"labels_file {path} must be a .npy array, not an .npz archive")
+    raise InputError(f"labels_file {path} must be a .npy array, not an .npz archive")
   if not np.issubdtype(labels.dtype, np.integer):
-    raise ValueError(f"labels_file {path}: labels must be integers, got {labels.dtype}")
+    raise InputError(f"labels_file {path}: labels must be integers, got {labels.dtype}")
   if labels.shape != (n,):
-    raise ValueError(f"labels_file {path}: expected {n} labels of shape ({n},), "
+    raise InputError(f"labels_file {path}: expected {n} labels of shape ({n},), "
                      f"got shape {labels.shape}")
   _check_range(labels, num_classes, f"labels_file {path}")
   return labels.astype(np.int32)
@@ -179,7 +184,7 @@ def _labels_file(path: str, n: int, num_classes: int) -> np.ndarray:
 
 def _require(path: pathlib.Path) -> pathlib.Path:
   if not path.exists():
-    raise FileNotFoundError(f"{path} does not exist")
+    raise MissingFile(f"{path} does not exist")
   return path
 
 
@@ -207,7 +212,7 @@ def _fashion_mnist(data_dir: str, wanted):
     return _tfds("fashion_mnist", "", wanted)
   splits = {s: (_read_idx(_require(x))[..., None], _read_idx(_require(y)))
             for s, (x, y) in files.items()}
-  return splits, FASHION_MNIST_CLASSES, None
+  return splits, FASHION_MNIST_CLASSES, None, str(root)
 
 
 def _read_idx(path: pathlib.Path) -> np.ndarray:
@@ -215,7 +220,7 @@ def _read_idx(path: pathlib.Path) -> np.ndarray:
   with gzip.open(path, "rb") as f:
     data = f.read()
   if data[:3] != b"\0\0\x08":
-    raise ValueError(f"{path} is not a uint8 idx file")
+    raise InputError(f"{path} is not a uint8 idx file")
   ndim = data[3]
   shape = np.frombuffer(data, ">u4", ndim, offset=4)
   return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
@@ -228,11 +233,11 @@ def _cifar10(data_dir: str, cache_dir: str, label_set: str, wanted):
   the official one.
   """
   if label_set not in CIFAR10_LABEL_SETS:
-    raise ValueError(f"unknown cifar10_labels {label_set!r}; "
+    raise InputError(f"unknown cifar10_labels {label_set!r}; "
                      f"valid: {', '.join(CIFAR10_LABEL_SETS)}")
   if not data_dir and not os.path.isdir(CIFAR10_DIR):
     if label_set != "clean":
-      raise ValueError(f"cifar10_labels={label_set!r} needs labels.npz in {CIFAR10_DIR} "
+      raise InputError(f"cifar10_labels={label_set!r} needs labels.npz in {CIFAR10_DIR} "
                        "(or data_dir); TFDS cifar10 has only the clean labels")
     return _tfds("cifar10", "", wanted)
   root = pathlib.Path(data_dir or CIFAR10_DIR)
@@ -241,7 +246,7 @@ def _cifar10(data_dir: str, cache_dir: str, label_set: str, wanted):
   images = _cached_jpeg_tar(_require(root / "cifar10_jpeg.tar.gz"), cache_dir,
                             {"train": len(labels), "test": len(test_labels)})
   splits = {"train": (images["train"], labels), "test": (images["test"], test_labels)}
-  return splits, class_names, None if label_set == "clean" else clean
+  return splits, class_names, None if label_set == "clean" else clean, str(root)
 
 
 def read_cifar10_labels(path: pathlib.Path, label_set: str):
@@ -288,7 +293,7 @@ def _decode_jpeg_tar(tar: pathlib.Path, sizes: dict[str, int]) -> dict[str, np.n
       name = pathlib.PurePosixPath(member.name)
       split, stem = name.parent.name, name.stem
       if split not in sizes or not stem.isdigit() or int(stem) >= sizes[split]:
-        raise ValueError(f"{tar}: unexpected member {member.name!r}")
+        raise InputError(f"{tar}: unexpected member {member.name!r}")
       with Image.open(archive.extractfile(member)) as im:
         pixels = np.asarray(im.convert("RGB"))
       if split not in images:
@@ -297,7 +302,7 @@ def _decode_jpeg_tar(tar: pathlib.Path, sizes: dict[str, int]) -> dict[str, np.n
       seen[split][int(stem)] = True
   for split, found in seen.items():
     if not found.all():
-      raise ValueError(f"{tar}: {np.count_nonzero(~found)} of {len(found)} {split!r} images "
+      raise InputError(f"{tar}: {np.count_nonzero(~found)} of {len(found)} {split!r} images "
                        "are missing")
   return images
 
@@ -315,20 +320,20 @@ def _tfds(name: str, data_dir: str, wanted):
   builder = tfds.builder(name, data_dir=data_dir or None)
   features = builder.info.features
   if "image" not in features or "label" not in features:
-    raise ValueError(f"tfds:{name} needs 'image' and 'label' features, has {list(features)}")
+    raise InputError(f"tfds:{name} needs 'image' and 'label' features, has {list(features)}")
   if not builder.is_prepared():
     builder.download_and_prepare(file_format="array_record")
   wanted = list(dict.fromkeys(wanted))  # tfds says which splits exist if one does not
   try:
     sources = builder.as_data_source(split=wanted)
   except NotImplementedError as e:
-    raise ValueError(f"tfds:{name} at {builder.data_dir} is prepared as "
+    raise InputError(f"tfds:{name} at {builder.data_dir} is prepared as "
                      f"{builder.info.file_format.value}, which has no random access; convert it "
                      "with `tfds convert_format --out_file_format=array_record` (needs "
                      "TensorFlow) or prepare it again in another data_dir") from e
   splits = {split: _read_records(source, f"tfds:{name} split {split!r}")
             for split, source in zip(wanted, sources)}
-  return splits, tuple(features["label"].names), None
+  return splits, tuple(features["label"].names), None, f"tfds:{builder.data_dir}"
 
 
 def _read_records(source, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -340,22 +345,27 @@ def _read_records(source, where: str) -> tuple[np.ndarray, np.ndarray]:
   labels = np.empty(len(source), np.int64)
   for i, example in enumerate(source):
     if example["image"].shape != first.shape:
-      raise ValueError(f"{where}: image {i} has shape {example['image'].shape}, "
+      raise InputError(f"{where}: image {i} has shape {example['image'].shape}, "
                        f"expected {first.shape}")
     images[i], labels[i] = example["image"], example["label"]
   return images, labels
 
 
 def _npz(path: str):
-  """Keras-style x_train, y_train, x_test, y_test; classes 0..max label."""
+  """Keras-style x_train, y_train, x_test, y_test, optional class_names; classes 0..max label."""
   with np.load(_require(pathlib.Path(path)), allow_pickle=False) as f:
     missing = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
     if missing:
-      raise ValueError(f"{path} lacks arrays {sorted(missing)}")
+      raise InputError(f"{path} lacks arrays {sorted(missing)}")
     splits = {s: (_npz_images(f[f"x_{s}"], s), _npz_labels(f[f"y_{s}"], s))
               for s in ("train", "test")}
+    names = [str(c) for c in f["class_names"]] if "class_names" in f.files else None
   num_classes = 1 + max(int(y.max(initial=-1)) for _, y in splits.values())
-  return splits, tuple(str(i) for i in range(num_classes)), None
+  if names is not None and len(names) < num_classes:
+    raise InputError(f"{path}: class_names has {len(names)} names for labels up to "
+                     f"{num_classes - 1}")
+  class_names = names or [str(i) for i in range(num_classes)]
+  return splits, class_names, None, str(pathlib.Path(path).resolve())
 
 
 def _npz_images(x: np.ndarray, split: str) -> np.ndarray:
@@ -365,14 +375,14 @@ def _npz_images(x: np.ndarray, split: str) -> np.ndarray:
     return x.astype(np.float32)
   if np.issubdtype(x.dtype, np.integer) and (x.size == 0 or (x.min() >= 0 and x.max() <= 255)):
     return x.astype(np.uint8)
-  raise ValueError(f"split {split!r}: images must be floats or integers in 0..255, got {x.dtype}")
+  raise InputError(f"split {split!r}: images must be floats or integers in 0..255, got {x.dtype}")
 
 
 def _npz_labels(y: np.ndarray, split: str) -> np.ndarray:
   """Keras stores some labels as (N, 1); anything else must be 1-D already."""
   y = y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
   if not np.issubdtype(y.dtype, np.integer):
-    raise ValueError(f"split {split!r}: labels must be integers, got {y.dtype}")
+    raise InputError(f"split {split!r}: labels must be integers, got {y.dtype}")
   return y
 
 
@@ -389,19 +399,19 @@ def _folder(path: str):
     split_dir = _require(root / split)
     extra = {d.name for d in split_dir.iterdir() if d.is_dir()} - set(classes)
     if extra:
-      raise ValueError(f"{split_dir}: classes {sorted(extra)} are not in {root / 'train'}")
+      raise InputError(f"{split_dir}: classes {sorted(extra)} are not in {root / 'train'}")
     files[split] = [(f, c) for c, name in enumerate(classes) if (split_dir / name).is_dir()
                     for f in sorted((split_dir / name).iterdir())
                     if f.suffix.lower() in IMAGE_SUFFIXES]
   headers = {}
   for f, _ in files["train"] + files["test"]:
-    with Image.open(f) as im:
+    with _open_image(f) as im:
       headers[f] = (im.size, im.mode)
   sizes = {size for size, _ in headers.values()}
   if len(sizes) > 1:
     first, (size, _) = next(iter(headers.items()))
     odd = next(f for f, (other, _) in headers.items() if other != size)
-    raise ValueError(f"{root}: images differ in size (width, height), e.g. {odd} is "
+    raise InputError(f"{root}: images differ in size (width, height), e.g. {odd} is "
                      f"{headers[odd][0]} but {first} is {size}")
   mode = "L" if all(m in ("1", "L") for _, m in headers.values()) else "RGB"
   width, height = sizes.pop() if sizes else (1, 1)
@@ -410,7 +420,17 @@ def _folder(path: str):
   for split, pairs in files.items():
     images = np.empty((len(pairs), height, width, channels), np.uint8)
     for i, (f, _) in enumerate(pairs):
-      with Image.open(f) as im:
-        images[i] = np.asarray(im.convert(mode)).reshape(height, width, channels)
+      with _open_image(f) as im:
+        try:
+          images[i] = np.asarray(im.convert(mode)).reshape(height, width, channels)
+        except OSError as e:  # truncated or corrupt pixel data
+          raise InputError(f"cannot read image {f}: {e}") from None
     splits[split] = (images, np.array([c for _, c in pairs], np.int64))
-  return splits, tuple(classes), None
+  return splits, tuple(classes), None, str(root.resolve())
+
+
+def _open_image(path: pathlib.Path) -> Image.Image:
+  try:
+    return Image.open(path)
+  except OSError as e:  # includes PIL.UnidentifiedImageError
+    raise InputError(f"cannot read image {path}: {e}") from None

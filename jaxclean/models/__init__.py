@@ -14,6 +14,16 @@ from jaxclean.models.resnet import PreActResNet18, ResNet32
 MODELS = {'mlp': MLP, 'cnn': CNN, 'resnet32': ResNet32, 'preact_resnet18': PreActResNet18}
 
 
+def auto(image_shape) -> str:
+  """The model `model.name='auto'` picks for examples of `image_shape` (H, W, C).
+
+  Vectors and tiny images (under 16x16, e.g. digits' 8x8) get the MLP, whose
+  dense layers see every input at once; larger images get the small CNN.
+  """
+  height, width = image_shape[0], image_shape[1]
+  return 'mlp' if min(height, width) < 16 else 'cnn'
+
+
 def get_model(name: str, num_classes: int, **kwargs) -> nn.Module:
   """The model `name` with `num_classes` outputs; kwargs are its options (TypeError if unknown)."""
   if name not in MODELS:

@@ -1,4 +1,8 @@
-"""Atomic file outputs: write to a temporary file beside the target, then rename."""
+"""Atomic file outputs: write to a temporary file beside the target, then rename.
+
+A reader (or a crash) never sees half a file: every output of a run goes
+through `atomic_path`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,26 @@ import tempfile
 import pandas as pd
 
 
+def _umask() -> int:
+  """The process umask, read without changing it (Linux), else by the set-and-restore idiom.
+
+  Called once at import, before any thread of ours writes files: setting the
+  umask while another thread creates a file would give that file mode 0666.
+  """
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("Umask:"):
+          return int(line.split()[1], 8)
+  except OSError:
+    pass
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
+_UMASK = _umask()
+
 @contextlib.contextmanager
 def atomic_path(path: str):
   """Yields a temporary path; on success it replaces `path` in one rename."""
@@ -17,9 +41,7 @@ def atomic_path(path: str):
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path))
   os.close(fd)
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(tmp, 0o666 & ~umask)  # as open() would create it, not mkstemp's 0600
+  os.chmod(tmp, 0o666 & ~_UMASK)  # as open() would create it, not mkstemp's 0600
   try:
     yield tmp
     os.replace(tmp, path)

@@ -1,16 +1,14 @@
-"""What the experiment scripts share: settings loop, timing, tables, command line.
+"""What the experiment scripts share: the loop over settings, timing, the command line.
 
 Every script is `python -m experiments.<name> --config=configs/exp_<name>.py
 --workdir=DIR` and exposes `run(config, workdir) -> DataFrame`. Runs go under
 `DIR/<setting>/...` (each training resumes from its checkpoints, so a rerun
-after an interruption only trains what is missing); the table is written as
-`DIR/<name>.csv` and `DIR/<name>.md`, and also to `config.exp.results_dir`
-when that is set.
+after an interruption only trains what is missing); `experiments.tables`
+writes the results.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import re
@@ -19,26 +17,23 @@ import sys
 import time
 from typing import Callable, Iterable
 
-import jax
 import ml_collections
 import numpy as np
 import pandas as pd
 
 from jaxclean import data as data_lib
-from jaxclean import detection, io, parallel, train
+from jaxclean import parallel, protocol, quality
 from jaxclean import scores as scores_lib
 
 
-# Settings ------------------------------------------------------------------------------------
-
-def noise_settings(text: str) -> list[tuple[str, dict]]:
-  """'uniform:0.2,asymmetric:0.4' -> [('uniform 20%', {'noise.kind': ..., 'noise.rate': ...})]."""
+def noise_settings(pairs) -> list[tuple[str, dict]]:
+  """(('uniform', 0.2), ('none', 0)) -> [('uniform 20%', {'noise.kind': ..., 'noise.rate': ...})]."""
   out = []
-  for item in filter(None, (s.strip() for s in text.split(","))):
-    kind, _, rate = item.partition(":")
-    if kind not in ("uniform", "asymmetric", "none") or (kind != "none" and not rate):
-      raise ValueError(f"bad noise setting {item!r}; use e.g. uniform:0.4, asymmetric:0.2, none")
-    rate = float(rate or 0)
+  for item in pairs:
+    if (len(item) != 2 or item[0] not in ("uniform", "asymmetric", "none")
+        or not 0 <= float(item[1]) < 1):
+      raise ValueError(f"bad noise setting {item!r}; use e.g. ('uniform', 0.4), ('none', 0)")
+    kind, rate = item[0], float(item[1])
     label = "no noise" if kind == "none" else f"{kind} {rate:.0%}"
     out.append((label, {"noise.kind": kind, "noise.rate": rate}))
   if not out:
@@ -93,7 +88,8 @@ def for_each_setting(config, workdir: str, settings: Iterable[tuple[str, dict]],
     if key not in loaded:
       loaded[key] = data_lib.load(c.data)
     ds = loaded[key]
-    labels, is_noisy = train.noisy_labels(c, ds)
+    labels, is_noisy = protocol.noisy_labels(c, ds)
+    c = protocol.resolve(c, ds)
     print(f"== {label}: {len(labels)} training examples"
           + ("" if is_noisy is None else f", {int(is_noisy.sum())} wrong labels"), flush=True)
     for row in fn(c, ds, labels, is_noisy, os.path.join(workdir, slug(label)), mesh):
@@ -104,68 +100,8 @@ def for_each_setting(config, workdir: str, settings: Iterable[tuple[str, dict]],
 def detection_rows(scores: pd.DataFrame, is_noisy: np.ndarray) -> list[dict]:
   """One row per recorded score: AUROC, AP, precision/recall at k = #noisy."""
   names = [s for s in scores_lib.SCORES if s in scores]
-  table = detection.table({s: scores[s].to_numpy() for s in names}, is_noisy)
+  table = quality.table({s: scores[s].to_numpy() for s in names}, is_noisy)
   return [dict(method=s, **{k: float(v) for k, v in table.loc[s].items()}) for s in names]
-
-
-# Tables ---------------------------------------------------------------------------------------
-
-def markdown_table(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
-  """A GitHub markdown table (no tabulate dependency); NaN prints as '–'."""
-
-  def cell(v):
-    if isinstance(v, (float, np.floating)):
-      return "–" if np.isnan(v) else format(v, floatfmt)
-    if isinstance(v, (int, np.integer)):
-      return str(int(v))
-    return str(v).replace("|", "\\|")
-
-  head = "| " + " | ".join(str(c) for c in df.columns) + " |"
-  rule = "|" + "|".join("---" for _ in df.columns) + "|"
-  body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-  return "\n".join([head, rule, *body])
-
-
-def environment(seconds: float) -> str:
-  """Runtime line: wall seconds, cores, date, JAX backend."""
-  try:
-    cores = len(os.sched_getaffinity(0))
-  except AttributeError:
-    cores = os.cpu_count()
-  date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-  return (f"Runtime: {seconds:.0f} s wall ({seconds / 60:.1f} min) on nproc={cores}, "
-          f"{jax.device_count()} {jax.default_backend()} device(s), {date}.")
-
-
-def write_outputs(config, workdir: str, name: str, title: str, df: pd.DataFrame,
-                  sections: list[tuple], seconds: float,
-                  command: str | None, notes: Iterable[str] = ()) -> str:
-  """Writes `<name>.csv` (df) and `<name>.md` (title, command, runtime, sections, notes)
-
-  `sections` are (heading, table) or (heading, table, float format) tuples. Both files
-  are written atomically to `workdir` and to `config.exp.results_dir` if set; the
-  markdown is printed and returned.
-  """
-  parts = [f"# {title}", ""]
-  if command:
-    parts += ["```", command, "```", ""]
-  parts += [environment(seconds), ""]
-  for heading, table, *fmt in sections:
-    if heading:
-      parts += [f"## {heading}", ""]
-    parts += [markdown_table(table, *fmt), ""]
-  notes = list(notes)
-  if notes:
-    parts += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
-  text = "\n".join(parts)
-  if jax.process_index() == 0:
-    dirs = [workdir] + ([config.exp.results_dir] if config.exp.get("results_dir") else [])
-    for d in dirs:
-      with io.atomic_path(os.path.join(d, f"{name}.csv")) as tmp:
-        df.to_csv(tmp, index=False)
-      io.write_text(os.path.join(d, f"{name}.md"), text)
-    print(text, flush=True)
-  return text
 
 
 def command_line(module: str) -> str:

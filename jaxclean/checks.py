@@ -1,0 +1,80 @@
+"""Input errors, and the config checks that run before any data is loaded.
+
+An `InputError` is the user's to fix (a bad setting, a missing file, an
+unreadable image): the command line prints its one-line message and exits
+with status 2. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+  """Bad input: a setting, a data set or a file the run cannot use."""
+
+
+class MissingFile(InputError, FileNotFoundError):
+  """An input path that does not exist."""
+
+
+THRESHOLD_SAMPLES = ("none", "two_runs", "copies")
+SCHEDULES = ("cosine", "step", "constant")
+
+
+def _require(ok: bool, message: str) -> None:
+  if not ok:
+    raise InputError(message)
+
+
+def check_config(config) -> None:
+  """Raises InputError for any setting that cannot work, before anything is loaded or trained."""
+  from jaxclean import clean, noise, scores
+  from jaxclean.data import sources
+  from jaxclean.models import MODELS
+
+  _require(config.num_epochs >= 1, f"num_epochs must be at least 1, got {config.num_epochs}")
+  _require(config.batch_size >= 1, f"batch_size must be at least 1, got {config.batch_size}")
+  _require(0 <= config.aum.skip_epochs < config.num_epochs,
+           f"aum.skip_epochs={config.aum.skip_epochs} leaves no epoch for AUM out of "
+           f"num_epochs={config.num_epochs}; use 0 <= skip_epochs < num_epochs")
+  _require(config.aum.threshold_samples in THRESHOLD_SAMPLES,
+           f"aum.threshold_samples={config.aum.threshold_samples!r}; valid: "
+           f"{', '.join(THRESHOLD_SAMPLES)}")
+  _require(0 < config.aum.percentile <= 100,
+           f"aum.percentile must be in (0, 100], got {config.aum.percentile}")
+  _require(config.eval_every_epochs >= 0,
+           f"eval_every_epochs must be >= 0 (0: after the last epoch only), got "
+           f"{config.eval_every_epochs}")
+  _require(config.ensemble >= 1, f"ensemble must be at least 1, got {config.ensemble}")
+  o = config.optimizer
+  _require(o.lr > 0, f"optimizer.lr must be positive, got {o.lr}")
+  _require(o.schedule in SCHEDULES,
+           f"unknown optimizer.schedule {o.schedule!r}; valid: {', '.join(SCHEDULES)}")
+  _require(0 <= o.momentum < 1, f"optimizer.momentum must be in [0, 1), got {o.momentum}")
+  _require(o.weight_decay >= 0, f"optimizer.weight_decay must be >= 0, got {o.weight_decay}")
+  _require(0 <= o.warmup_epochs < config.num_epochs,
+           f"optimizer.warmup_epochs must be in [0, num_epochs), got {o.warmup_epochs}")
+  _require(config.model.name in ("auto", *MODELS),
+           f"unknown model.name {config.model.name!r}; valid: auto, {', '.join(MODELS)}")
+  n = config.noise
+  _require(n.kind in noise.KINDS, f"unknown noise.kind {n.kind!r}; valid: {', '.join(noise.KINDS)}")
+  _require(0 <= n.rate < 1, f"noise.rate {n.rate} is outside [0, 1)")
+  if n.kind == "asymmetric":
+    noise.parse_pairs(n.pairs)
+  kind, _, arg = config.data.name.partition(":")
+  _require(config.data.name in ("digits", "fashion_mnist", "cifar10")
+           or (kind in ("tfds", "npz", "folder") and arg),
+           f"unknown data set {config.data.name!r}; valid names: {', '.join(sources.NAMES)}")
+  c = config.clean
+  _require(c.method in clean.METHODS,
+           f"unknown clean.method {c.method!r}; valid: {', '.join(clean.METHODS)}")
+  _require(c.score in scores.SCORES,
+           f"unknown clean.score {c.score!r}; valid: {', '.join(scores.SCORES)}")
+  _require(0 <= c.fraction <= 1, f"clean.fraction must be in [0, 1], got {c.fraction}")
+  _require(c.method != "aum_threshold" or config.aum.threshold_samples != "none",
+           "clean.method=aum_threshold needs aum.threshold_samples=two_runs or copies")
+  retrain_epochs = c.retrain.get("num_epochs")
+  _require(retrain_epochs is None or retrain_epochs >= 1,
+           f"clean.retrain.num_epochs must be at least 1, got {retrain_epochs}")
+  _require(config.checkpoint.every_steps >= 0 and config.checkpoint.keep >= 1,
+           "checkpoint.every_steps must be >= 0 and checkpoint.keep >= 1")
+  _require(config.num_devices >= 0, f"num_devices must be >= 0, got {config.num_devices}")

@@ -1,0 +1,33 @@
+"""The optimiser of the references: SGD with (Nesterov) momentum, coupled weight decay, a schedule."""
+
+from __future__ import annotations
+
+import optax
+
+
+def make_schedule(config, steps_per_epoch: int) -> optax.Schedule:
+  """`optimizer.schedule`: cosine, step (drops at fractions of training) or constant, after warmup."""
+  o = config.optimizer
+  total = config.num_epochs * steps_per_epoch
+  warmup = int(o.warmup_epochs * steps_per_epoch)
+  if o.schedule == "cosine":
+    main = optax.cosine_decay_schedule(o.lr, max(total - warmup, 1))
+  elif o.schedule == "step":
+    main = optax.piecewise_constant_schedule(
+        o.lr, {int(f * total) - warmup: o.drop_factor for f in o.drops})
+  elif o.schedule == "constant":
+    main = optax.constant_schedule(o.lr)
+  else:
+    raise ValueError(f"unknown schedule {o.schedule!r}; use cosine, step or constant")
+  if not warmup:
+    return main
+  return optax.join_schedules([optax.linear_schedule(0.0, o.lr, warmup), main], [warmup])
+
+
+def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation:
+  """SGD with (Nesterov) momentum and coupled weight decay, as in the references."""
+  o = config.optimizer
+  return optax.chain(
+      optax.add_decayed_weights(o.weight_decay),
+      optax.sgd(make_schedule(config, steps_per_epoch), momentum=o.momentum or None,
+                nesterov=o.nesterov))

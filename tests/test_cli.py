@@ -1,0 +1,76 @@
+"""The command line: bad input ends with one line on stderr and exit status 2, before training."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+
+
+def _main(workdir, *overrides, timeout=120):
+  return subprocess.run(
+      [sys.executable, "-m", "jaxclean.main", "--config=configs/default.py",
+       f"--workdir={workdir}", "--config.progress=False", *overrides],
+      cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _bad_folder(root):
+  for split in ("train", "test"):
+    for c in ("a", "b"):
+      d = root / split / c
+      d.mkdir(parents=True)
+      for i in range(3):
+        Image.fromarray(np.full((4, 4), 40 * i, np.uint8)).save(d / f"{i}.png")
+  (root / "train" / "b" / "9.png").write_bytes(b"not a png")
+  return root
+
+
+def _bad_labels(path):
+  np.save(path, np.zeros(7, np.int64))  # digits has 1500 training examples
+  return path
+
+
+CASES = {
+    "unknown data set": (lambda p: ["--config.data.name=imagenet22k"], "unknown data set"),
+    "bad labels file": (lambda p: [f"--config.data.labels_file={_bad_labels(p / 'l.npy')}"],
+                        "expected 1500 labels"),
+    "unreadable image": (lambda p: [f"--config.data.name=folder:{_bad_folder(p / 'f')}"],
+                         "cannot read image .*train/b/9.png"),
+    "bad noise rate": (lambda p: ["--config.noise.rate=1.5"], r"noise.rate 1.5 is outside"),
+    "bad noise pairs": (lambda p: ["--config.noise.kind=asymmetric", "--config.noise.pairs=3-4"],
+                        "must look like"),
+    "no epochs": (lambda p: ["--config.num_epochs=0"], "num_epochs must be at least 1"),
+    "no AUM epoch": (lambda p: ["--config.num_epochs=2", "--config.aum.skip_epochs=2"],
+                     "leaves no epoch for AUM"),
+    "threshold setting": (lambda p: ["--config.aum.threshold_samples=yes"],
+                          "aum.threshold_samples='yes'"),
+}
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+  import re
+  procs = {}
+  for name, (args, _) in CASES.items():  # in parallel: each start imports JAX
+    d = tmp_path / name.replace(" ", "_")
+    d.mkdir()
+    procs[name] = subprocess.Popen(
+        [sys.executable, "-m", "jaxclean.main", "--config=configs/default.py",
+         f"--workdir={d / 'work'}", "--config.progress=False", *args(d)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  for name, p in procs.items():
+    out, err = p.communicate(timeout=180)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert p.returncode == 2, (name, p.returncode, err[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("error: "), (name, err)
+    assert re.search(CASES[name][1], lines[0]), (name, lines[0])
+    assert "Traceback" not in err and not os.path.exists(tmp_path / name / "work" / "checkpoints")
+
+
+def test_settings_are_refused_before_any_data_is_loaded(tmp_path):
+  # A data set that would take minutes to fetch is never touched: the setting fails first.
+  r = _main(tmp_path, "--config.data.name=tfds:imagenet2012", "--config.num_epochs=0")
+  assert r.returncode == 2 and "num_epochs" in r.stderr and "imagenet" not in r.stderr
