@@ -6,6 +6,7 @@ setuptools.setup(
     version="0.1.0",
     description="Scalable mislabel detection from per-example training dynamics in JAX.",
     packages=setuptools.find_packages(include=["jaxclean", "jaxclean.*", "third_party", "third_party.*"]),
+    package_data={"jaxclean": ["templates/*.j2"]},  # the HTML report's template
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.8",
@@ -24,9 +25,10 @@ setuptools.setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "test": ["pytest>=8", "scipy"],
+        "test": ["pytest>=8", "scipy", "matplotlib>=3.7", "Jinja2>=3"],  # + the report extra
         "peers": ["cleanlab>=2.6"],
         "torch": ["torch"],
         "plots": ["matplotlib"],
+        "report": ["matplotlib>=3.7", "Jinja2>=3"],  # python -m jaxclean.report
     },
 )
