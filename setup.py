@@ -23,12 +23,12 @@ setuptools.setup(
         "pyarrow>=14",
         "pillow>=10",
         "tqdm>=4.60",
+        "matplotlib>=3.7",  # the report's plots, written at the end of every run
+        "Jinja2>=3",  # the report's page
     ],
     extras_require={
-        "test": ["pytest>=8", "scipy", "matplotlib>=3.7", "Jinja2>=3"],  # + the report extra
+        "test": ["pytest>=8", "scipy"],
         "peers": ["cleanlab>=2.6"],
         "torch": ["torch"],
-        "plots": ["matplotlib"],
-        "report": ["matplotlib>=3.7", "Jinja2>=3"],  # python -m jaxclean.report
     },
 )

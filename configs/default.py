@@ -37,7 +37,10 @@ def get_config():
   c.trajectories = False  # also stream per-epoch margin and correctness to WORKDIR/trajectories/
   c.ensemble = 1  # members trained together in one step (vmap); scores are their means
   # threshold_samples: none | two_runs (two trainings, N // C relabelled each) | copies (one run).
-  c.aum = dict(skip_epochs=1, threshold_samples="none", percentile=99.0)
+  # rule (copies): calibrated (cut at the estimated count) | percentile (the paper's 99th).
+  # copies_margin: real (the extra class never counts against a real label) | all.
+  c.aum = dict(skip_epochs=1, threshold_samples="none", percentile=99.0, rule="calibrated",
+               copies_margin="real")
   # Clean and retrain: method none | keep_all | aum_threshold | score | oracle | random.
   c.clean = dict(method="none", score="forgetting", fraction=0.1, count=0, seed=0)
   # Retraining recipe: the detection run's settings, with these replaced where set.

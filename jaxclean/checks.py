@@ -39,6 +39,10 @@ def check_config(config) -> None:
   _require(config.aum.threshold_samples in THRESHOLD_SAMPLES,
            f"aum.threshold_samples={config.aum.threshold_samples!r}; valid: "
            f"{', '.join(THRESHOLD_SAMPLES)}")
+  _require(config.aum.rule in ("calibrated", "percentile"),
+           f"aum.rule={config.aum.rule!r}; valid: calibrated, percentile")
+  _require(config.aum.copies_margin in ("real", "all"),
+           f"aum.copies_margin={config.aum.copies_margin!r}; valid: real, all")
   _require(0 < config.aum.percentile <= 100,
            f"aum.percentile must be in (0, 100], got {config.aum.percentile}")
   _require(config.eval_every_epochs >= 0,

@@ -51,7 +51,7 @@ def atomic_path(path: str):
 
 
 def write_text(path: str, text: str) -> None:
-  with atomic_path(path) as tmp, open(tmp, "w") as f:
+  with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
     f.write(text)
 
 

@@ -18,11 +18,15 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
-from jaxclean import checks, clean, noise, outputs, parallel, quality, threshold, train
+from jaxclean import checks, clean, noise, outputs, parallel, quality, report, threshold, train
 from jaxclean import data as data_lib
 from jaxclean import models
 from jaxclean import records as records_lib
 from jaxclean import scores as scores_lib
+
+
+# The score a run ranks by and reports: the first of these that the run has.
+RECOMMENDED = ("combined", "aum")
 
 
 @dataclasses.dataclass
@@ -31,7 +35,8 @@ class Recorded:
   records: records_lib.Records | None  # host copy, (members, N); each example from a run that scored it
   predicted: np.ndarray  # eval-mode prediction of the final model(s) on every training example
   history: pd.DataFrame
-  flags: dict[str, np.ndarray] | None  # threshold-sample flags, see `threshold.flag`
+  flags: dict[str, np.ndarray] | None  # threshold flags, see `threshold.flag` and `threshold.cut`
+  copies: records_lib.Records | None = None  # records of the threshold copies (copies mode)
 
 
 def noisy_labels(config, ds: data_lib.Dataset) -> tuple[np.ndarray, np.ndarray | None]:
@@ -55,9 +60,11 @@ def resolve(config, ds: data_lib.Dataset) -> ml_collections.ConfigDict:
 
 
 def record(config, ds: data_lib.Dataset, labels: np.ndarray, workdir: str, mesh) -> Recorded:
-  """Trains and records: one run, or two threshold-sample runs (`aum.threshold_samples`)."""
+  """Trains and records: one run (with threshold copies if asked), or two threshold-sample runs."""
   mean, std = ds.mean_std()
   eval_step = train.make_eval_step(mean, std, mesh, ds.num_classes)
+  if config.aum.threshold_samples == "copies":
+    return _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step)
   two_runs = config.aum.threshold_samples == "two_runs"
   runs = []
   for run in range(2 if two_runs else 1):
@@ -86,6 +93,28 @@ def record(config, ds: data_lib.Dataset, labels: np.ndarray, workdir: str, mesh)
     aums = [np.asarray(scores_lib.ensemble_scores(r.records)["aum"]) for r, _, _ in runs]
     flags = threshold.flag(aums, [s for _, _, s in runs], config.aum.percentile)
   return Recorded(records, np.where(in_s0, p1, p0), r0.history, flags)
+
+
+def _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step) -> Recorded:
+  """One run on the originals plus N // C copies labelled with the extra class C."""
+  n, c = len(labels), ds.num_classes
+  sources = threshold.copy_sources(n, c, config.seed)
+  images = np.concatenate([ds.train.images, ds.train.images[sources]])
+  run_labels = np.concatenate([labels, np.full(len(sources), c, labels.dtype)])
+  result = train.fit(config, images, run_labels, c + 1, workdir, mean, std, test=ds.test,
+                     mesh=mesh, eval_classes=c,
+                     margin_classes=c if config.aum.copies_margin == "real" else None)
+  with jax.set_mesh(mesh):
+    _, _, predicted = train.evaluate(eval_step, result.state, ds.train.images, labels,
+                                     config.batch_size, mesh)
+  if not config.record_dynamics:
+    return Recorded(None, predicted, result.history, None)
+  originals = jax.tree.map(lambda a: a[..., :n], result.records)
+  copies = jax.tree.map(lambda a: a[..., n:], result.records)
+  flags = threshold.cut(np.asarray(scores_lib.ensemble_scores(originals)["aum"]),
+                        np.asarray(scores_lib.ensemble_scores(copies)["aum"]),
+                        config.aum.rule, config.aum.percentile)
+  return Recorded(originals, predicted, result.history, flags, copies)
 
 
 def score_table(recorded: Recorded, labels: np.ndarray, is_noisy: np.ndarray | None
@@ -144,26 +173,64 @@ def detection_table(df: pd.DataFrame, is_noisy: np.ndarray | None) -> pd.DataFra
   return quality.table({k: df[k].to_numpy() for k in names}, is_noisy)
 
 
+def estimated_wrong_labels(flags: dict | None) -> int | None:
+  """The one-run estimate with copies; with two runs, the paper's flagged count; else None."""
+  if flags is None:
+    return None
+  return int(flags["estimate"]) if "estimate" in flags else int(flags["flagged"].sum())
+
+
+def label_issues(df: pd.DataFrame, flagged: np.ndarray, recommended: str | None) -> pd.DataFrame:
+  """The columns of cleanlab's `Datalab.get_issues("label")`, indexed like the training split.
+
+  `label_score` is in [0, 1], low = likely a label issue (as cleanlab's): one
+  minus the percentile rank of the recommended score's suspicion.
+  """
+  if recommended is None:
+    score = np.full(len(df), np.nan)
+  else:
+    suspicion = pd.Series(scores_lib.suspicion(recommended, df[recommended].to_numpy()))
+    score = 1.0 - suspicion.rank(pct=True, method="average").to_numpy()
+  return pd.DataFrame(dict(is_label_issue=flagged, label_score=score,
+                           given_label=df["given_label"], predicted_label=df["predicted_label"]),
+                      index=pd.Index(df["index"], name="index"))
+
+
 def write_outputs(workdir: str, df: pd.DataFrame, det: pd.DataFrame | None,
-                  flags: dict | None) -> None:
-  """scores.csv/.parquet, flagged.csv (threshold samples), detection.json (when known)."""
+                  found: Recorded, summary: dict) -> None:
+  """Every table and file of a run, each atomically: scores.csv/.parquet, flagged.csv and
+  threshold_samples.csv (threshold examples), detection.json, summary.json, label_issues.csv."""
+  flags = found.flags
   outputs.write_table(os.path.join(workdir, "scores.csv"), df)
+  outputs.write_json(os.path.join(workdir, "summary.json"), summary)
+  flagged = np.zeros(len(df), bool) if flags is None else np.asarray(flags["flagged"], bool)
+  with outputs.atomic_path(os.path.join(workdir, "label_issues.csv")) as tmp:
+    label_issues(df, flagged, summary["recommended_score"]).to_csv(tmp)
+  if found.copies is not None:
+    values = scores_lib.ensemble_scores(found.copies)
+    outputs.write_table(os.path.join(workdir, "threshold_samples.csv"),
+                        pd.DataFrame({k: np.asarray(values[k]) for k in scores_lib.SCORES}))
   if flags is not None:
     outputs.write_table(os.path.join(workdir, "flagged.csv"), pd.DataFrame(dict(
         index=df["index"], flagged=flags["flagged"], aum=flags["aum"],
         threshold=flags["threshold"])))
+  report = dict(estimated_wrong_labels=summary["estimated_wrong_labels"],
+                flagged=summary["flagged"])
   if det is not None:
-    outputs.write_json(os.path.join(workdir, "detection.json"), det.to_dict(orient="index"))
+    report["quality"] = det.to_dict(orient="index")
+  outputs.write_json(os.path.join(workdir, "detection.json"), report)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """The main job: check, load, train and record, score every training label, write tables.
+  """The main job: check, load, train and record, score every training label, write it all.
 
-  Writes to `workdir` (process 0 only): scores.csv/.parquet, history.csv,
-  config.json; detection.json when the wrong labels are known; flagged.csv
-  with threshold samples; retrain_<method>.json when `config.clean.method` is
-  set. Returns a dict with the score table, the detection table (or None), the
-  flags, the test accuracy, the history and, after cleaning, the retraining summary.
+  Writes to `workdir` (process 0 only): scores.csv/.parquet, detection.json,
+  summary.json, label_issues.csv, report.html, history.csv, config.json;
+  flagged.csv and threshold_samples.csv with threshold examples;
+  retrain_<method>.json when `config.clean.method` is set. Returns a dict with
+  the score table, the detection table (or None), the flags, the estimated
+  number of wrong labels, the test accuracy, the history and, after cleaning,
+  the retraining summary.
   """
   checks.check_config(config)
   ds = data_lib.load(config.data)
@@ -171,23 +238,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   config = resolve(config, ds)
   mesh = parallel.make_mesh(config.num_devices)
   lead = jax.process_index() == 0
+  say = print if lead and config.progress else (lambda *a, **k: None)
+  say(f"jaxclean: {ds.name}, {len(labels):,} training examples in {ds.num_classes} classes "
+      f"(test {len(ds.test):,}); model {config.model.name} x{config.ensemble}, "
+      f"{config.num_epochs} epochs, {mesh.size} {jax.default_backend()} device(s); "
+      f"threshold examples: {config.aum.threshold_samples}")
   if lead:
     outputs.write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
   found = record(config, ds, labels, workdir, mesh)
   df = score_table(found, labels, is_noisy)
   det = detection_table(df, is_noisy)
-  test_acc = found.history["test_accuracy"].iloc[-1] if "test_accuracy" in found.history else None
+  history = found.history
+  test_acc = (float(history["test_accuracy"].iloc[-1]) if "test_accuracy" in history else None)
+  estimate = estimated_wrong_labels(found.flags)
+  summary = dict(
+      data=ds.name, train_split=config.data.train_split, eval_split=config.data.eval_split,
+      num_examples=len(labels), num_classes=ds.num_classes, class_names=list(ds.class_names),
+      model=config.model.name, epochs=config.num_epochs, ensemble=config.ensemble,
+      test_accuracy=test_acc, estimated_wrong_labels=estimate,
+      flagged=None if found.flags is None else int(found.flags["flagged"].sum()),
+      recommended_score=next((s for s in RECOMMENDED if s in df), None),
+      image_shape=list(ds.train.images.shape[1:]), devices=mesh.size)
   if lead:
-    write_outputs(workdir, df, det, found.flags)
-    if found.flags is not None:
-      print(f"AUM threshold samples flag {found.flags['flagged'].sum()} of {len(labels)} "
-            f"(thresholds {np.round(found.flags['thresholds'], 4).tolist()})")
+    write_outputs(workdir, df, det, found, summary)
+    report_path = report.build(workdir)
     if det is not None:
-      print(f"\nDetection of {int(is_noisy.sum())} wrong labels among {len(labels)}:")
-      print(det.drop(columns="k").to_string(float_format="%.4f"))
-    print(f"test accuracy {test_acc}")
-  out = dict(scores=df, detection=det, flags=found.flags, test_accuracy=test_acc,
-             history=found.history)
+      say(f"\nDetection of {int(is_noisy.sum())} known wrong labels among {len(labels)}:")
+      say(det.drop(columns="k").to_string(float_format="%.4f"))
+    if estimate is not None:
+      say(f"\nestimated wrong labels: {estimate} of {len(labels)} "
+          f"({estimate / len(labels):.1%}); flagged: {summary['flagged']}")
+    say(f"test accuracy: {test_acc if test_acc is None else round(test_acc, 4)}")
+    say(f"scores: {os.path.join(workdir, 'scores.csv')}\nreport: {report_path}")
+  out = dict(scores=df, detection=det, flags=found.flags, estimated_wrong_labels=estimate,
+             test_accuracy=test_acc, history=history)
   c = config.clean
   if c.method != "none":
     removed = clean.removal(c.method, df, found.flags, is_noisy, c.fraction, c.score, c.seed,
@@ -197,6 +281,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                    **clean.precision_recall(removed, is_noisy))
     if lead:
       outputs.write_json(os.path.join(workdir, f"retrain_{c.method}.json"), summary)
-      print(f"retrained after {c.method}: {summary}")
+      say(f"retrained after {c.method}: {summary}")
     out["retrain"] = summary
   return out

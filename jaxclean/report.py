@@ -17,7 +17,8 @@ thumbnails are inline PNG data URIs, CSS is inline, nothing is fetched) with
 
 Inputs (see README, Outputs): summary.json and scores.csv are required;
 detection.json, flagged.csv, threshold_samples.csv, history.csv and
-config.json are used when present. Needs the `report` extra (matplotlib, Jinja2).
+config.json are used when present. `python -m jaxclean.main` builds it at the
+end of every run.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ import json
 import math
 import os
 import sys
-import tempfile
 
 import numpy as np
 import pandas as pd
+
+from jaxclean import outputs
+from jaxclean.checks import InputError
 
 DEFAULT_TOP = 60
 THUMB_PX = 80  # thumbnails are upscaled (nearest neighbour) to about this size
@@ -48,7 +51,7 @@ TRAIN_COLOUR = "#30638e"
 TEST_COLOUR = "#d1495b"
 
 
-class ReportError(Exception):
+class ReportError(InputError):
   """The workdir cannot make a report (missing directory or required file)."""
 
 
@@ -59,7 +62,7 @@ def build(workdir: str, top: int = DEFAULT_TOP) -> str:
   run = _read_run(workdir)
   page = _render(run, top)
   path = os.path.join(workdir, "report.html")
-  _write_atomic(path, page)
+  outputs.write_text(path, page)
   return path
 
 
@@ -108,19 +111,6 @@ def _read_csv(workdir: str, name: str) -> pd.DataFrame:
     return pd.read_csv(path)
   except (OSError, ValueError) as e:
     raise ReportError(f"cannot read {path}: {e}") from None
-
-
-def _write_atomic(path: str, text: str) -> None:
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".report.", suffix=".html.tmp")
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
 
 
 # ---------------------------------------------------------------- analysis

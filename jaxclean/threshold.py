@@ -60,3 +60,50 @@ def flag(aums: list[np.ndarray], indices: list[np.ndarray], percentile: float = 
     raise ValueError(f"{np.sum(count == 0)} examples were threshold samples in every run")
   return dict(flagged=flagged, aum=aum_sum / count, threshold=thr_sum / count,
               thresholds=np.array(thresholds))
+
+
+# One run: threshold copies ----------------------------------------------------------------
+
+
+def copy_sources(num_examples: int, num_classes: int, seed: int) -> np.ndarray:
+  """Which originals get a threshold copy: N // C of them, drawn from the threshold stream.
+
+  Each copy is the same input labelled with the extra class C; the originals keep
+  their labels and their own records, so one run scores every example.
+  """
+  chosen = rng.numpy(seed, "threshold").choice(num_examples, num_examples // num_classes,
+                                               replace=False)
+  return np.sort(chosen)
+
+
+def wrong_fraction(aum: np.ndarray, copies_aum: np.ndarray, min_mass: float = 0.5) -> float:
+  """Estimated fraction of wrong labels among the originals (mixture-proportion estimation).
+
+  The originals' AUMs are a mixture (1 - pi) clean + pi wrong, and the copies
+  show what wrong labels look like. Below any cut t, P_orig(AUM <= t) >=
+  pi * P_copies(AUM <= t), so pi <= their ratio; the estimate is the smallest
+  ratio over cuts that hold at least `min_mass` of the copies (fewer are noisy).
+  """
+  cuts = np.quantile(copies_aum, np.linspace(min_mass, 1.0, 51))
+  below = lambda v: np.searchsorted(np.sort(v), cuts, side="right") / len(v)
+  return float(min(1.0, np.min(below(aum) / np.maximum(below(copies_aum), 1e-12))))
+
+
+def cut(aum: np.ndarray, copies_aum: np.ndarray, rule: str = "calibrated",
+        percentile: float = 99.0) -> dict[str, np.ndarray]:
+  """Flags from one run with copies: `flagged`, `aum`, `threshold`, and `estimate` (a count).
+
+  rule 'percentile': AUM below the copies' `percentile`-th percentile (the AUM
+  paper's rule, built for recall). rule 'calibrated': the round(pi * N) lowest
+  AUMs, pi from `wrong_fraction`, so the flagged count is the estimated count.
+  """
+  n = len(aum)
+  estimate = int(round(wrong_fraction(aum, copies_aum) * n))
+  if rule == "percentile":
+    t = float(np.percentile(copies_aum, percentile))
+  elif rule == "calibrated":
+    t = float(np.sort(aum)[estimate - 1]) if estimate else -np.inf
+  else:
+    raise ValueError(f"unknown threshold rule {rule!r}; use calibrated or percentile")
+  return dict(flagged=aum <= t if rule == "calibrated" else aum < t, aum=aum,
+              threshold=np.full(n, t), thresholds=np.array([t]), estimate=estimate)

@@ -85,12 +85,14 @@ def _logits(state: TrainState, params, batch_stats, x, train: bool):
 
 
 def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: int,
-                    record: bool) -> Callable:
+                    record: bool, margin_classes: int | None = None) -> Callable:
   """Jitted `(state, records, batch, key) -> (state, records, metrics)`.
 
   `batch` holds image, label, index and mask; padding rows (mask False) carry
   no loss and never touch a record. Metrics come back as (sum, count) pairs,
-  averaged over the ensemble's members.
+  averaged over the ensemble's members. With `margin_classes`, the outputs past
+  it (the threshold copies' extra class) are left out of the records of
+  examples labelled with a real class: their margin is among the real classes.
   """
   crop, flip = config.augment.crop, config.augment.flip
   skip = config.aum.skip_epochs
@@ -116,8 +118,13 @@ def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: 
         loss_fn, has_aux=True)(state.params)
     if record:
       count_aum = state.step // steps_per_epoch >= skip
+      seen = logits
+      if margin_classes is not None:
+        extra = jnp.arange(logits.shape[-1]) >= margin_classes
+        seen = jnp.where(extra & (labels < margin_classes)[:, None], -1e9, logits)  # finite:
+        # -inf would make NaN of the one-hot products in `records.dynamics`
       records = jax.vmap(records_lib.update, in_axes=(0, None, 0, None, None, None))(
-          records, batch["index"], logits, labels, mask, count_aum)
+          records, batch["index"], seen, labels, mask, count_aum)
     members = logits.shape[0]
     metrics = dict(loss=jnp.sum(per_example * weight) / members,
                    correct=jnp.sum((jnp.argmax(logits, -1) == labels) * weight) / members,
@@ -210,14 +217,16 @@ def _restore(ckpt, tree: dict, history: list[dict], steps_per_epoch: int, total_
 
 
 def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdir: str,
-        mean: np.ndarray, std: np.ndarray, test=None, mesh=None, eval_classes=None) -> FitResult:
+        mean: np.ndarray, std: np.ndarray, test=None, mesh=None, eval_classes=None,
+        margin_classes=None) -> FitResult:
   """Trains `config.ensemble` models on (images, labels), recording per-example dynamics.
 
   Resumes from the newest readable checkpoint in `workdir/checkpoints`; a run
   that already finished is restored, not retrained. Checkpoints of a run with
   other settings or data are refused (`checkpoint.ConfigMismatch`), never
   overwritten. `test` (a split with images and labels) is evaluated every
-  `eval_every_epochs` epochs and always after the last.
+  `eval_every_epochs` epochs and always after the last, predicting among the
+  first `eval_classes` outputs; `margin_classes` is `make_train_step`'s.
   """
   mesh = mesh or parallel.make_mesh(config.num_devices)
   n, bs = len(labels), config.batch_size
@@ -242,8 +251,10 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
                                   history, spe, total_steps)
   state, records, epoch_sums = tree["state"], tree["records"], tree["sums"]
 
-  train_step = make_train_step(config, mean, std, spe, config.record_dynamics)
+  train_step = make_train_step(config, mean, std, spe, config.record_dynamics, margin_classes)
   eval_step = make_eval_step(mean, std, mesh, eval_classes)
+
+  show = config.progress and jax.process_index() == 0
 
   def end_epoch(epoch: int, sums: dict, seconds: float) -> None:
     """Logs the epoch (evaluating when due) and writes its history and trajectories."""
@@ -256,12 +267,15 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
           eval_step, state, test.images, test.labels, bs, mesh)
     history.append(row)
     logging.info("epoch %d: %s", epoch, row)
+    if show and "test_accuracy" in row:  # one line per evaluated epoch, above the bar
+      tqdm.tqdm.write(f"epoch {epoch + 1}/{config.num_epochs}: train loss "
+                      f"{row['train_loss']:.4f}, accuracy {row['train_accuracy']:.4f}; test "
+                      f"accuracy {row['test_accuracy']:.4f} ({row['seconds']:.1f} s)")
     if jax.process_index() == 0:  # logs first: a restart drops rows past its checkpoint
       outputs.write_table(history_path, pd.DataFrame(history))
       if config.trajectories and config.record_dynamics:
         trajectories.write(workdir, epoch, parallel.fetch(records))
 
-  show = config.progress and jax.process_index() == 0
   bar = tqdm.tqdm(total=total_steps, initial=start, disable=not show, unit="step",
                   dynamic_ncols=True, leave=False)
   prev, t0 = None, time.time()

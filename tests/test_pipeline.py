@@ -88,3 +88,17 @@ def test_prefetch_thread_stops_when_the_consumer_does():
   while any(t.name == "jaxclean-prefetch" for t in threading.enumerate()):
     assert time.time() < deadline, "prefetch thread still blocked on its queue"
     time.sleep(0.05)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 1000, 4097])
+def test_permute_is_a_bijection_of_the_index_space(n):
+  for seed, epoch in ((0, 0), (1, 0), (0, 5)):
+    keys = pipeline.order_keys(seed, epoch)
+    assert sorted(pipeline.permute(np.arange(n), n, keys)) == list(range(n))
+
+
+def test_batch_cost_does_not_grow_with_n():
+  """A batch is computed from (seed, step) alone: no O(N) permutation, even at N = 1e12."""
+  index, mask = pipeline.batch_indices(10**12, 256, seed=0, step=123456)
+  assert mask.all() and len(set(index.tolist())) == 256
+  assert index.min() >= 0 and index.max() < 10**12

@@ -1,11 +1,12 @@
 """Epoch-based batches that carry example indices and a padding mask.
 
-Step s of a run is batch s % steps_per_epoch of epoch s // steps_per_epoch,
-and the order of each epoch is a permutation drawn from the run's own data
-order stream (`jaxclean.rng`, purpose 'order', counter = epoch), so any step
-can be rebuilt from (seed, step) alone: that is the data position a resumed
-run needs. The order is drawn once per epoch, so the host work per batch is
-O(batch) whatever N. The last batch of an epoch is filled up with copies of
+Step s of a run is batch s % steps_per_epoch of epoch s // steps_per_epoch.
+The order of each epoch is a stateless pseudo-random permutation of the index
+space (`permute`: a keyed Feistel network with cycle walking), keyed by the
+run's data-order stream (`jaxclean.rng`, purpose 'order', counter = epoch):
+any batch is computed from (seed, step) alone, in O(batch) time and memory
+whatever N, with no O(N) permutation ever drawn. That is also the data
+position a resumed run needs. The last batch of an epoch is filled up with
 the epoch's first examples marked `mask=False`, so every example is seen
 exactly once per epoch and batch statistics never see zeros.
 """
@@ -20,42 +21,57 @@ import numpy as np
 
 from jaxclean import parallel, rng
 
+ROUNDS = 6
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
   return -(-num_examples // batch_size)
 
 
-def epoch_order(num_examples: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
-  """The order in which epoch `epoch` presents the examples."""
-  if not shuffle:
-    return np.arange(num_examples)
-  return rng.numpy(seed, "order", epoch).permutation(num_examples)
+def _mix(x: np.ndarray) -> np.ndarray:
+  """splitmix64's finaliser: a bijective 64-bit hash (uint64 arithmetic wraps)."""
+  x = (x ^ (x >> np.uint64(30))) * _M1
+  x = (x ^ (x >> np.uint64(27))) * _M2
+  return x ^ (x >> np.uint64(31))
 
 
-def _rows(order: np.ndarray, batch_size: int, pos: int) -> tuple[np.ndarray, np.ndarray]:
-  n = len(order)
-  pos_index = np.arange(pos * batch_size, (pos + 1) * batch_size)
-  index = order[pos_index % n]  # past the end: wraps to the epoch's first examples
-  return index.astype(np.int32), pos_index < n
+def permute(positions: np.ndarray, num_examples: int, keys: np.ndarray) -> np.ndarray:
+  """The images of `positions` under a keyed permutation of [0, num_examples).
+
+  A balanced Feistel network on the smallest domain of 2 * h bits that holds
+  num_examples is a permutation of that domain; applying it again to values
+  that land outside [0, num_examples) (cycle walking, under 4 times on
+  average) restricts it to a permutation of [0, num_examples).
+  """
+  half = max(1, (int(num_examples - 1).bit_length() + 1) // 2)
+  mask = np.uint64((1 << half) - 1)
+  x = np.asarray(positions, np.uint64)
+  todo = np.ones(x.shape, bool)
+  with np.errstate(over="ignore"):
+    while todo.any():
+      left, right = x[todo] >> np.uint64(half), x[todo] & mask
+      for k in keys:
+        left, right = right, left ^ (_mix(right ^ k) & mask)
+      x[todo] = (left << np.uint64(half)) | right
+      todo = x >= num_examples
+  return x.astype(np.int64)
+
+
+def order_keys(seed: int, epoch: int) -> np.ndarray:
+  """The round keys of epoch `epoch`'s order, from the data-order stream."""
+  return rng.numpy(seed, "order", epoch).integers(0, 2**63, ROUNDS, dtype=np.uint64)
 
 
 def batch_indices(num_examples: int, batch_size: int, seed: int, step: int,
                   shuffle: bool = True) -> tuple[np.ndarray, np.ndarray]:
   """(index, mask) of global batch `step`, each of shape (batch_size,)."""
   epoch, pos = divmod(step, steps_per_epoch(num_examples, batch_size))
-  return _rows(epoch_order(num_examples, seed, epoch, shuffle), batch_size, pos)
-
-
-def index_batches(num_examples: int, batch_size: int, seed: int, steps: Iterable[int],
-                  shuffle: bool = True) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-  """(step, index, mask) for each step, drawing each epoch's order once."""
-  spe = steps_per_epoch(num_examples, batch_size)
-  epoch, order = None, None
-  for step in steps:
-    e, pos = divmod(step, spe)
-    if e != epoch:
-      epoch, order = e, epoch_order(num_examples, seed, e, shuffle)
-    yield (step, *_rows(order, batch_size, pos))
+  positions = np.arange(pos * batch_size, (pos + 1) * batch_size)
+  mask = positions < num_examples
+  positions = positions % num_examples  # past the end: the epoch's first examples again
+  index = permute(positions, num_examples, order_keys(seed, epoch)) if shuffle else positions
+  return index.astype(np.int32 if num_examples < 2**31 else np.int64), mask
 
 
 def gather(images: np.ndarray, labels: np.ndarray, index: np.ndarray,
@@ -73,7 +89,8 @@ def batches(images, labels, batch_size: int, seed: int, mesh, steps: Iterable[in
   rows = parallel.local_rows(batch_size, mesh)
 
   def gen():
-    for s, index, mask in index_batches(len(labels), batch_size, seed, steps, shuffle):
+    for s in steps:
+      index, mask = batch_indices(len(labels), batch_size, seed, s, shuffle)
       local = gather(images, labels, index[rows], mask[rows])
       yield s, index, mask, parallel.to_global(local, mesh, batch_size)
 

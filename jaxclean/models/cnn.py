@@ -5,6 +5,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxclean.models import init as init_lib
 from jaxclean.models.resnet import batch_norm
 
 
@@ -23,19 +24,24 @@ class CNN(nn.Module):
   """conv(width,3x3)-ReLU-pool, conv(2*width,3x3)-ReLU-pool, dense(128)-ReLU, dense(classes).
 
   With `batch_norm`, each conv is followed by batch norm (and has no bias) before its ReLU.
+  `initializer`: 'torch' (PyTorch's default initialisation, as the AUM reference code trains) or
+  'flax' (LeCun normal kernels, zero biases).
   """
   num_classes: int
   width: int = 32
   batch_norm: bool = False
+  initializer: str = 'torch'
   dtype: Any = jnp.float32  # compute dtype; parameters stay float32
 
   @nn.compact
   def __call__(self, x, train: bool):
     for features in (self.width, 2 * self.width):
       x = nn.Conv(features, (3, 3), padding='SAME', use_bias=not self.batch_norm,
-                  dtype=self.dtype)(x)
+                  dtype=self.dtype, **init_lib.inits(self.initializer, 9 * x.shape[-1]))(x)
       if self.batch_norm:
         x = batch_norm(train, self.dtype)(x)
       x = max_pool_2x2(nn.relu(x))
-    x = nn.relu(nn.Dense(128, dtype=self.dtype)(x.reshape(x.shape[0], -1)))
-    return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
+    x = x.reshape(x.shape[0], -1)
+    x = nn.relu(nn.Dense(128, dtype=self.dtype, **init_lib.inits(self.initializer, x.shape[-1]))(x))
+    return nn.Dense(self.num_classes, dtype=self.dtype,
+                    **init_lib.inits(self.initializer, x.shape[-1]))(x).astype(jnp.float32)

@@ -1,0 +1,77 @@
+"""Ensembles in one step and threshold copies in one run (issue 8)."""
+
+import jax
+import numpy as np
+import pandas as pd
+
+from jaxclean import data as data_lib
+from jaxclean import parallel, protocol, threshold, train
+
+
+def _records(config, workdir, members):
+  config.ensemble = members
+  ds = data_lib.load(config.data)
+  labels, _ = protocol.noisy_labels(config, ds)
+  mean, std = ds.mean_std()
+  return train.fit(config, ds.train.images, labels, ds.num_classes, workdir, mean, std,
+                   mesh=parallel.make_mesh(1)).records
+
+
+def test_ensemble_members_train_independently(digits_config, tmp_path):
+  c = digits_config
+  c.data.train_size, c.num_epochs, c.aum.skip_epochs = 400, 2, 0
+  one = _records(c, str(tmp_path / "one"), 1)
+  three = _records(c, str(tmp_path / "three"), 3)
+  for name in one.__dataclass_fields__:
+    a, b = np.asarray(getattr(one, name)), np.asarray(getattr(three, name))
+    assert a.shape == (1, 400) and b.shape == (3, 400)
+    # Member 0 of an ensemble is the single model: same init, same batches, same records.
+    np.testing.assert_allclose(a[0].astype(float), b[0].astype(float), rtol=1e-4, atol=1e-4,
+                               err_msg=name)
+  # The other members start elsewhere, so their dynamics differ.
+  assert not np.allclose(three.margin_sum[0], three.margin_sum[1], atol=1e-2)
+  assert not np.allclose(three.margin_sum[1], three.margin_sum[2], atol=1e-2)
+
+
+def test_copies_stay_out_of_the_tables(digits_config, tmp_path):
+  c = digits_config
+  c.data.train_size, c.num_epochs, c.aum.skip_epochs = 500, 2, 0
+  c.aum.threshold_samples = "copies"
+  out = protocol.train_and_evaluate(c, str(tmp_path))
+  scores = pd.read_csv(tmp_path / "scores.csv")
+  flagged = pd.read_csv(tmp_path / "flagged.csv")
+  copies = pd.read_csv(tmp_path / "threshold_samples.csv")
+  assert scores["index"].tolist() == flagged["index"].tolist() == list(range(500))
+  assert len(copies) == 500 // 10
+  assert scores["predicted_label"].between(0, 9).all()
+  assert out["estimated_wrong_labels"] == int(flagged["flagged"].sum())  # calibrated rule
+  sources = threshold.copy_sources(500, 10, c.seed)
+  assert len(set(sources)) == 50 and sources.max() < 500
+
+
+def test_wrong_fraction_recovers_a_known_mixture():
+  """Originals: 30 % drawn like the copies (wrong), 70 % far above (clean)."""
+  rng = np.random.default_rng(0)
+  copies = rng.normal(-2, 1, 2000)
+  for pi in (0.1, 0.3, 0.5):
+    n = 20000
+    wrong = rng.random(n) < pi
+    aum = np.where(wrong, rng.normal(-2, 1, n), rng.normal(4, 1, n))
+    est = threshold.wrong_fraction(aum, copies)
+    assert abs(est - wrong.mean()) < 0.03, (pi, est)
+  # Numpy reference of the estimator on a hand-made case: the smallest ratio of the
+  # fractions below each cut, over cuts holding at least half of the copies.
+  aum, copies = np.array([-3., -1., 0., 2., 5., 6.]), np.array([-2., -1., 1.])
+  cuts = np.quantile(copies, np.linspace(0.5, 1, 51))
+  want = min((aum[:, None] <= cuts).mean(0) / (copies[:, None] <= cuts).mean(0))
+  assert threshold.wrong_fraction(aum, copies) == want
+
+
+def test_cut_rules():
+  aum = np.array([-3., -2., -1., 1., 2., 3., 4., 5.])
+  copies = np.array([-2.5, -2., -1.5, -1.2])
+  cal = threshold.cut(aum, copies, "calibrated")
+  assert cal["flagged"].sum() == cal["estimate"]
+  assert (aum[cal["flagged"]].max() < aum[~cal["flagged"]].min())  # the lowest AUMs
+  pct = threshold.cut(aum, copies, "percentile", 99.0)
+  np.testing.assert_array_equal(pct["flagged"], aum < np.percentile(copies, 99))
