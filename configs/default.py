@@ -27,11 +27,14 @@ def get_config():
       eval_size=0,
   )
   c.noise = dict(kind="uniform", rate=0.3, seed=0, pairs="")  # kind: none | uniform | asymmetric
-  c.model = dict(name="mlp")  # mlp | cnn | resnet32 | preact_resnet18 (+ that model's options)
-  c.batch_size = 64
+  # auto: the MLP for vectors and images under 16x16, the small CNN above (models.auto).
+  c.model = dict(name="auto")  # auto | mlp | cnn | resnet32 | preact_resnet18 (+ options)
+  # The detection recipe of the AUM reference code: SGD with momentum at a constant rate,
+  # no weight decay (measured in experiments/results/recipe; see README).
+  c.batch_size = 128
   c.num_epochs = 20
-  c.optimizer = dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                     schedule="cosine", drops=(0.5, 0.75), drop_factor=0.1, warmup_epochs=0)
+  c.optimizer = dict(lr=0.05, momentum=0.9, nesterov=False, weight_decay=0.0,
+                     schedule="constant", drops=(0.5, 0.75), drop_factor=0.1, warmup_epochs=0)
   c.augment = dict(crop=0, flip=False)  # crop: zero padding in pixels, 0 = off
   c.record_dynamics = True
   c.trajectories = False  # also stream per-epoch margin and correctness to WORKDIR/trajectories/
@@ -39,7 +42,7 @@ def get_config():
   # threshold_samples: none | two_runs (two trainings, N // C relabelled each) | copies (one run).
   # rule (copies): calibrated (cut at the estimated count) | percentile (the paper's 99th).
   # copies_margin: real (the extra class never counts against a real label) | all.
-  c.aum = dict(skip_epochs=1, threshold_samples="none", percentile=99.0, rule="calibrated",
+  c.aum = dict(skip_epochs=1, threshold_samples="copies", percentile=99.0, rule="percentile",
                copies_margin="real")
   # Clean and retrain: method none | keep_all | aum_threshold | score | oracle | random.
   c.clean = dict(method="none", score="forgetting", fraction=0.1, count=0, seed=0)

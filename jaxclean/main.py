@@ -31,6 +31,9 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:  # library INFO logs (orbax, JAX) only when asked
     logging.set_verbosity(logging.WARNING)
+    # orbax warns when an epoch ends before the last epoch's asynchronous save did: harmless.
+    logging.get_absl_handler().addFilter(
+        lambda record: "Waiting for previous save" not in record.getMessage())
   if _DISTRIBUTED.value or _COORDINATOR.value:
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value,

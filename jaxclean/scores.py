@@ -17,6 +17,9 @@ means a suspicious label, False when a low value does.
                2020). Low = suspicious.
   variability  standard deviation (ddof=0) of that probability. High = ambiguous.
   loss         cross-entropy at the last presentation. High = suspicious.
+  combined     mean percentile rank of AUM's and EL2N's suspicion: the margin in
+               logit space and the error in probability space, two views of the
+               same dynamics whose rankings err on different examples. High = suspicious.
 """
 
 from __future__ import annotations
@@ -60,10 +63,21 @@ def loss(r: Records) -> jax.Array:
   return r.loss
 
 
+def _percentile_rank(v: jax.Array) -> jax.Array:
+  """Rank of each value in [0, 1] (0 = smallest); ties broken by index."""
+  ranks = jnp.zeros(v.shape, jnp.float32).at[jnp.argsort(v, stable=True)].set(
+      jnp.arange(v.shape[0], dtype=jnp.float32))
+  return ranks / max(v.shape[0] - 1, 1)
+
+
+def combined(r: Records) -> jax.Array:
+  return 0.5 * (_percentile_rank(-aum(r)) + _percentile_rank(el2n(r)))
+
+
 SCORES = dict(forgetting=forgetting, aum=aum, margin=margin, el2n=el2n,
-              confidence=confidence, variability=variability, loss=loss)
+              confidence=confidence, variability=variability, loss=loss, combined=combined)
 SUSPICIOUS_HIGH = dict(forgetting=True, aum=False, margin=False, el2n=True,
-                       confidence=False, variability=True, loss=True)
+                       confidence=False, variability=True, loss=True, combined=True)
 
 
 @jax.jit

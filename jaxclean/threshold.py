@@ -95,15 +95,17 @@ def cut(aum: np.ndarray, copies_aum: np.ndarray, rule: str = "calibrated",
 
   rule 'percentile': AUM below the copies' `percentile`-th percentile (the AUM
   paper's rule, built for recall). rule 'calibrated': the round(pi * N) lowest
-  AUMs, pi from `wrong_fraction`, so the flagged count is the estimated count.
+  AUMs, pi from `wrong_fraction`. Either way the estimate is the flagged count.
   """
   n = len(aum)
-  estimate = int(round(wrong_fraction(aum, copies_aum) * n))
   if rule == "percentile":
     t = float(np.percentile(copies_aum, percentile))
+    flagged = aum < t
   elif rule == "calibrated":
-    t = float(np.sort(aum)[estimate - 1]) if estimate else -np.inf
+    k = int(round(wrong_fraction(aum, copies_aum) * n))
+    t = float(np.sort(aum)[k - 1]) if k else -np.inf
+    flagged = aum <= t
   else:
     raise ValueError(f"unknown threshold rule {rule!r}; use calibrated or percentile")
-  return dict(flagged=aum <= t if rule == "calibrated" else aum < t, aum=aum,
-              threshold=np.full(n, t), thresholds=np.array([t]), estimate=estimate)
+  return dict(flagged=flagged, aum=aum, threshold=np.full(n, t), thresholds=np.array([t]),
+              estimate=int(flagged.sum()))

@@ -236,7 +236,7 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
                                      keep=config.checkpoint.keep,
                                      every_steps=config.checkpoint.every_steps,
                                      identity=run_identity(config, images, labels, num_classes))
-  model = get_model(config.model.name, num_classes,
+  model = get_model(config.model.name, num_classes, images.shape[1:],
                     **{k: v for k, v in config.model.items() if k != "name"})
   state = create_train_state(config, model, images.shape[1:], spe)
   records = init_records(n, config.ensemble)

@@ -74,3 +74,24 @@ def test_settings_are_refused_before_any_data_is_loaded(tmp_path):
   # A data set that would take minutes to fetch is never touched: the setting fails first.
   r = _main(tmp_path, "--config.data.name=tfds:imagenet2012", "--config.num_epochs=0")
   assert r.returncode == 2 and "num_epochs" in r.stderr and "imagenet" not in r.stderr
+
+
+def test_default_run_is_quiet_and_ends_with_the_summary(tmp_path):
+  """README's main command: under 60 lines (progress-bar redraws aside), the summary last."""
+  r = subprocess.run([sys.executable, "-m", "jaxclean.main", "--config=configs/default.py",
+                      f"--workdir={tmp_path}"], cwd=ROOT, stdout=subprocess.PIPE,
+                     stderr=subprocess.STDOUT, text=True, timeout=900,
+                     env=dict(os.environ, PYTHONUNBUFFERED="1"))  # as a terminal shows it
+  assert r.returncode == 0, r.stdout[-3000:]
+  # A redraw rewrites its line after a carriage return: keep what each line ends as.
+  lines = [l.rsplit("\r", 1)[-1] for l in r.stdout.splitlines()]
+  lines = [l for l in lines if l.strip()]
+  assert len(lines) < 60, "\n".join(lines)
+  assert not [l for l in lines if l.startswith(("I1", "W1", "INFO", "WARNING"))], lines
+  assert lines[-2] == f"scores: {tmp_path / 'scores.csv'}"
+  assert lines[-1] == f"report: {tmp_path / 'report.html'}"
+  assert any(l.startswith("estimated wrong labels: ") for l in lines[-20:])
+  assert any(l.startswith("epoch 20/20: ") for l in lines)
+  for name in ("scores.csv", "detection.json", "summary.json", "label_issues.csv",
+               "report.html", "flagged.csv"):
+    assert (tmp_path / name).exists(), name

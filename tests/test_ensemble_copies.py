@@ -44,7 +44,11 @@ def test_copies_stay_out_of_the_tables(digits_config, tmp_path):
   assert scores["index"].tolist() == flagged["index"].tolist() == list(range(500))
   assert len(copies) == 500 // 10
   assert scores["predicted_label"].between(0, 9).all()
-  assert out["estimated_wrong_labels"] == int(flagged["flagged"].sum())  # calibrated rule
+  assert out["estimated_wrong_labels"] == int(flagged["flagged"].sum())
+  combined = scores["combined"].to_numpy()
+  assert np.isfinite(combined).all() and combined.min() >= 0 and combined.max() <= 1
+  truth = scores["is_noisy"].to_numpy()
+  assert combined[truth].mean() > combined[~truth].mean() + 0.15  # high = suspicious (2 epochs)
   sources = threshold.copy_sources(500, 10, c.seed)
   assert len(set(sources)) == 50 and sources.max() < 500
 
@@ -71,7 +75,9 @@ def test_cut_rules():
   aum = np.array([-3., -2., -1., 1., 2., 3., 4., 5.])
   copies = np.array([-2.5, -2., -1.5, -1.2])
   cal = threshold.cut(aum, copies, "calibrated")
-  assert cal["flagged"].sum() == cal["estimate"]
+  assert cal["flagged"].sum() == cal["estimate"] == round(
+      threshold.wrong_fraction(aum, copies) * len(aum))
   assert (aum[cal["flagged"]].max() < aum[~cal["flagged"]].min())  # the lowest AUMs
   pct = threshold.cut(aum, copies, "percentile", 99.0)
   np.testing.assert_array_equal(pct["flagged"], aum < np.percentile(copies, 99))
+  assert pct["estimate"] == pct["flagged"].sum()

@@ -32,6 +32,13 @@ def reference(history: np.ndarray, labels: np.ndarray, skip: int) -> dict:
     out["confidence"][i] = np.mean(probs)
     out["variability"][i] = np.std(probs)
     out["loss"][i] = -np.log(probs[-1])
+
+  def percentile_rank(v):
+    ranks = np.empty(n)
+    ranks[np.argsort(v, kind="stable")] = np.arange(n)
+    return ranks / max(n - 1, 1)
+
+  out["combined"] = 0.5 * (percentile_rank(-out["aum"]) + percentile_rank(out["el2n"]))
   return out
 
 

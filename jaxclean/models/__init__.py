@@ -24,8 +24,13 @@ def auto(image_shape) -> str:
   return 'mlp' if min(height, width) < 16 else 'cnn'
 
 
-def get_model(name: str, num_classes: int, **kwargs) -> nn.Module:
-  """The model `name` with `num_classes` outputs; kwargs are its options (TypeError if unknown)."""
+def get_model(name: str, num_classes: int, input_shape=None, **kwargs) -> nn.Module:
+  """The model `name` with `num_classes` outputs; kwargs are its options (TypeError if unknown).
+
+  `name='auto'` picks by `input_shape` (H, W, C), see `auto`.
+  """
+  if name == 'auto':
+    name = auto(input_shape)
   if name not in MODELS:
     raise ValueError(f'unknown model {name!r}; valid names: {", ".join(MODELS)}')
   return MODELS[name](num_classes=num_classes, **kwargs)

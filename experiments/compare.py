@@ -1,0 +1,122 @@
+"""jaxclean against its peers on the same labels, model class and epochs, with wall times.
+
+For each setting (Fashion-MNIST 12k with uniform and asymmetric noise, a
+CIFAR-10N subset) and each method, the AUROC and average precision of its
+ranking against the known wrong labels, the flagged set's precision and
+recall, the estimated number of wrong labels, and the wall time of the whole
+pipeline (training included):
+
+  jaxclean          the default config: one run with threshold copies gives
+                    every score, `combined`, the flags and the estimate
+  jaxclean xK       the same with `ensemble = K` members trained in one step
+  aum_reference     the AUM authors' library (`aum` on PyPI) recording a PyTorch
+                    model of the same class, recipe and epochs
+                    (third_party/aum_reference.py; needs the `peers_torch` extra)
+  cleanlab          confident learning on 4-fold cross-validated probabilities
+                    of jaxclean's model (third_party/cleanlab_adapter.py)
+
+  python -m experiments.compare --config=configs/exp_compare.py --workdir=runs/exp_compare
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pandas as pd
+
+from experiments import settings, tables
+from jaxclean import clean, protocol, quality
+from jaxclean import scores as scores_lib
+from third_party import cleanlab_adapter
+
+BEST_SINGLE = ("aum", "el2n", "confidence", "margin", "forgetting", "loss")
+
+
+def _quality(suspicion, is_noisy) -> dict:
+  q = quality.quality(suspicion, is_noisy)
+  return dict(auroc=q["auroc"], ap=q["ap"])
+
+
+def _flag_rows(flagged, is_noisy) -> dict:
+  pr = clean.precision_recall(flagged, is_noisy)
+  return dict(flagged=int(flagged.sum()), precision=pr["precision"], recall=pr["recall"])
+
+
+def _jaxclean(config, ds, labels, is_noisy, workdir, mesh, name) -> list[dict]:
+  with settings.Timer() as t:
+    found = protocol.record(config, ds, labels, workdir, mesh)
+    scores = protocol.score_table(found, labels, is_noisy)
+  rows = []
+  for s in ("combined", *BEST_SINGLE):
+    rows.append(dict(method=f"{name} {s}", **_quality(
+        scores_lib.suspicion(s, scores[s].to_numpy()), is_noisy), seconds=t.seconds))
+  rows[0].update(_flag_rows(found.flags["flagged"], is_noisy),
+                 estimate=protocol.estimated_wrong_labels(found.flags))
+  return rows
+
+
+def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
+  if is_noisy is None:
+    raise ValueError("the comparison needs known wrong labels (injected noise or CIFAR-10N)")
+  rows = _jaxclean(config, ds, labels, is_noisy, os.path.join(workdir, "jaxclean"), mesh,
+                   "jaxclean")
+  if config.exp.ensemble > 1:
+    c = settings.with_overrides(config, {"ensemble": config.exp.ensemble})
+    rows += _jaxclean(c, ds, labels, is_noisy, os.path.join(workdir, "ensemble"), mesh,
+                      f"jaxclean x{config.exp.ensemble}")
+  if "aum_reference" in config.exp.peers and importlib.util.find_spec("aum"):
+    from third_party import aum_reference
+    o = config.optimizer
+    out = aum_reference.run(ds.train.images, labels, ds.num_classes, model=config.model.name,
+                            epochs=config.num_epochs, batch_size=config.batch_size, lr=o.lr,
+                            momentum=o.momentum, weight_decay=o.weight_decay, seed=config.seed,
+                            skip_epochs=config.aum.skip_epochs)
+    rows.append(dict(method="aum_reference aum", **_quality(-out["aum"], is_noisy),
+                     seconds=out["seconds"]))
+  if "cleanlab" in config.exp.peers and cleanlab_adapter.available():
+    mean, std = ds.mean_std()
+    c = settings.with_overrides(config, {"aum.threshold_samples": "none"})
+    out = cleanlab_adapter.label_issues(c, ds.train.images, labels, ds.num_classes, mean, std,
+                                        os.path.join(workdir, "cleanlab"), mesh, folds=4)
+    rows.append(dict(method="cleanlab", **_quality(-out.quality, is_noisy),
+                     **_flag_rows(out.is_issue, is_noisy), estimate=int(out.is_issue.sum()),
+                     seconds=out.seconds))
+  return [dict(r, wrong_labels=int(is_noisy.sum())) for r in rows]
+
+
+def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
+  """One row per (setting, method); writes compare.csv/.md."""
+  cases = settings.noise_settings(config.exp.noise) + [
+      (f"CIFAR-10N {name}", {"data.name": "cifar10", "data.cifar10_labels": name,
+                             "data.train_size": config.exp.cifar10_size, "noise.kind": "none"})
+      for name in config.exp.cifar10n]
+  with settings.Timer() as total:
+    df = settings.for_each_setting(config, workdir, cases, _setting)
+  names = list(dict.fromkeys(df["setting"]))
+  methods = list(dict.fromkeys(df["method"]))
+  auroc = df.pivot(index="setting", columns="method", values="auroc").loc[names, methods]
+  auroc = auroc.reset_index().rename_axis(columns=None)
+  flags = df.dropna(subset=["flagged"])[["setting", "method", "wrong_labels", "estimate",
+                                         "flagged", "precision", "recall"]]
+  times = df.groupby(["setting", df["method"].str.split(" ").str[0]], sort=False)["seconds"]
+  times = times.first().unstack().loc[names].reset_index().rename_axis(columns=None)
+  tables.write_outputs(
+      config, workdir, "compare", "jaxclean against the AUM library and cleanlab", df,
+      [("AUROC against the known wrong labels", auroc),
+       ("Flagged set and estimated number of wrong labels", flags.astype(
+           {"wrong_labels": int, "estimate": int, "flagged": int})),
+       ("Wall seconds of each pipeline (training included)", times, ".0f")],
+      total.seconds, command,
+      notes=[f"Model {config.model.name} (default config, model.name=auto), "
+             f"{config.num_epochs} epochs, batch {config.batch_size}, SGD lr "
+             f"{config.optimizer.lr} momentum {config.optimizer.momentum}, schedule "
+             f"{config.optimizer.schedule}; the same recipe for every method.",
+             "jaxclean rows share one run (one time): every score comes from it.",
+             f"Asymmetric noise pairs {config.noise.pairs} (source:target)."])
+  return df
+
+
+if __name__ == "__main__":
+  settings.cli("experiments.compare", run)
