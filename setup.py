@@ -30,5 +30,6 @@ setuptools.setup(
         "test": ["pytest>=8", "scipy"],
         "peers": ["cleanlab>=2.6"],
         "torch": ["torch"],
+        "peers_torch": ["torch", "aum"],  # third_party/aum_reference.py, benchmarks/end_to_end.py
     },
 )

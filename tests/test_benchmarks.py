@@ -17,3 +17,20 @@ def test_overhead_smoke():
   lines = proc.stdout.strip().splitlines()
   assert re.fullmatch(r"recording overhead: -?\d+\.\d %", lines[-1]), lines[-3:]
   assert "records donated (input buffers consumed, updated in place): yes" in proc.stdout
+
+
+def test_end_to_end_smoke():
+  """benchmarks/end_to_end.py on 300 Fashion-MNIST images, 2 epochs: both processes, last line."""
+  import pytest
+  pytest.importorskip("torch")
+  pytest.importorskip("aum")
+  if not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
+    pytest.skip("needs Debian's dataset-fashion-mnist")
+  cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "end_to_end.py"), "--n", "300",
+         "--n_test", "100", "--epochs", "2", "--noise", "uniform", "--rate", "0.2",
+         "--jax_flags", "--config.model.name=mlp --config.progress=False"]
+  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+  lines = proc.stdout.strip().splitlines()
+  assert re.fullmatch(r"end-to-end wall-time ratio jax/torch: \d+\.\d\d", lines[-1]), lines[-3:]
+  assert re.search(r"AUROC of -AUM .*: jax 0\.\d{4}, torch 0\.\d{4}", proc.stdout)
