@@ -89,8 +89,8 @@ def test_streamed_run_resumes_mid_epoch_to_the_same_ranking(digits_config, digit
                                                            monkeypatch):
   c = digits_config
   c.data.name = f"arrayrecord:{digits_dir}"
-  c.num_epochs, c.checkpoint.every_steps = 2, 5
-  stop = 30  # epochs are 24 steps: mid-way through the second
+  c.num_epochs, c.batch_size, c.checkpoint.every_steps, c.eval_every_epochs = 2, 128, 4, 0
+  spe, stop = 12, 16  # mid-way through the second epoch
   reference = _fit(c, tmp_path / "reference")
 
   save = checkpoint_lib.Checkpointer.maybe_save
@@ -114,7 +114,7 @@ def test_streamed_run_resumes_mid_epoch_to_the_same_ranking(digits_config, digit
 
   monkeypatch.setattr(train, "make_train_step", counted)
   resumed = _fit(c, tmp_path / "resumed")
-  assert len(steps) == 2 * 24 - stop  # trained only the steps after the checkpoint
+  assert len(steps) == 2 * spe - stop  # trained only the steps after the checkpoint
   _assert_same_records(reference.records, resumed.records)
   aum = [np.asarray(scores_lib.ensemble_scores(r.records)["aum"]) for r in (reference, resumed)]
   np.testing.assert_array_equal(np.argsort(aum[0], kind="stable"),
@@ -230,3 +230,19 @@ def test_converter_leaves_no_partial_split_on_a_corrupt_image(tmp_path):
   with pytest.raises(InputError, match=f"cannot read image {bad}"):
     convert.convert(f"folder:{tmp_path / 'images'}", str(out))
   assert not out.exists() or os.listdir(out) == []  # no records, no meta.json, no temporary file
+
+
+def test_converter_streams_a_tfds_data_source(tmp_path):
+  import test_data  # noqa: F401 (registers the tiny TFDS builder jaxclean_test_tiny)
+  tfds_dir = str(tmp_path / "tfds")
+  convert.convert("tfds:jaxclean_test_tiny", str(tmp_path / "out"), data_dir=tfds_dir)
+  streamed = _load(f"arrayrecord:{tmp_path / 'out'}")
+  ref = data_lib.load(ml_collections.ConfigDict(dict(name="tfds:jaxclean_test_tiny",
+                                                     data_dir=tfds_dir)))
+  assert streamed.class_names == ref.class_names == ("a", "b", "c")
+  for split in ("train", "test"):
+    a, b = getattr(streamed, split), getattr(ref, split)
+    np.testing.assert_array_equal(a.images[np.arange(len(a))], b.images)
+    np.testing.assert_array_equal(a.labels, b.labels)
+  with pytest.raises(InputError, match="name two splits"):
+    convert.convert("tfds:jaxclean_test_tiny", str(tmp_path / "x"), ["train"], tfds_dir)

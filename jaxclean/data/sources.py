@@ -347,13 +347,21 @@ def _decode_jpeg_tar(tar: pathlib.Path, sizes: dict[str, int]) -> dict[str, np.n
 
 
 def _tfds(name: str, data_dir: str, wanted):
-  """Any TFDS image-classification data set with `image` and `label` features.
+  """Any TFDS image-classification data set (`tfds_sources`), read into memory: this
+  suits data sets that fit in RAM; `jaxclean.data.convert` streams the others to disk."""
+  split_sources, class_names, origin = tfds_sources(name, data_dir, wanted)
+  splits = {split: _read_records(source, f"tfds:{name} split {split!r}")
+            for split, source in split_sources.items()}
+  return splits, class_names, None, origin
+
+
+def tfds_sources(name: str, data_dir: str, wanted) -> tuple[dict, tuple[str, ...], str]:
+  """({split: data source}, class names, origin) of a TFDS set with `image` and `label`.
 
   Read the way `tfds.data_source` does (ArrayRecord, no TensorFlow needed),
   after `download_and_prepare` when the data is not there yet. Data that
   `tfds.load` prepared as TFRecord has no random access and is refused with a
-  hint. Every record of the wanted splits is read into memory, so this suits
-  data sets that fit in RAM.
+  hint.
   """
   import tensorflow_datasets as tfds
   builder = tfds.builder(name, data_dir=data_dir or None)
@@ -364,15 +372,14 @@ def _tfds(name: str, data_dir: str, wanted):
     builder.download_and_prepare(file_format="array_record")
   wanted = list(dict.fromkeys(wanted))  # tfds says which splits exist if one does not
   try:
-    sources = builder.as_data_source(split=wanted)
+    split_sources = builder.as_data_source(split=wanted)
   except NotImplementedError as e:
     raise InputError(f"tfds:{name} at {builder.data_dir} is prepared as "
                      f"{builder.info.file_format.value}, which has no random access; convert it "
                      "with `tfds convert_format --out_file_format=array_record` (needs "
                      "TensorFlow) or prepare it again in another data_dir") from e
-  splits = {split: _read_records(source, f"tfds:{name} split {split!r}")
-            for split, source in zip(wanted, sources)}
-  return splits, tuple(features["label"].names), None, f"tfds:{builder.data_dir}"
+  return (dict(zip(wanted, split_sources)), tuple(features["label"].names),
+          f"tfds:{builder.data_dir}")
 
 
 def _read_records(source, where: str) -> tuple[np.ndarray, np.ndarray]:
