@@ -6,7 +6,7 @@ file of fixed-shape raw images) or `Rows` (a view through an index array).
 Fancy indexing (`images[index]`) reads those rows into a new array; slicing
 (`images[:n]`) and `take` give views, as numpy's basic indexing does, so a
 prefix, the kept examples of a retraining or the threshold copies never read
-the data until a batch needs it. `digest` fingerprints any of them without
+the data until a batch needs it. `digest_into` fingerprints any of them without
 reading a file through: a run's identity must not cost a pass over 100 GB.
 """
 
@@ -34,7 +34,8 @@ class RecordImages:
   def __init__(self, path: str, shape: tuple[int, ...], dtype, meta: bytes = b"",
                mean_std: tuple[np.ndarray, np.ndarray] | None = None):
     import grain
-    self.path, self.dtype, self._meta = path, np.dtype(dtype), meta
+    self.path, self.dtype = path, np.dtype(dtype)
+    self._meta = hashlib.blake2b(meta, digest_size=16).hexdigest()
     self._source = grain.sources.ArrayRecordDataSource(path)
     self.shape = (len(self._source), *shape)
     self.ndim = len(self.shape)
@@ -46,7 +47,7 @@ class RecordImages:
 
   def __getitem__(self, key):
     if isinstance(key, slice):
-      return Rows(self, np.arange(len(self))[key])
+      return Rows(self, np.arange(*key.indices(len(self))))
     index = np.asarray(key)
     if index.dtype == bool:
       index = np.flatnonzero(index)
@@ -76,7 +77,7 @@ class Rows:
 
   def __getitem__(self, key):
     if isinstance(key, slice):
-      return Rows(self, np.arange(len(self))[key])
+      return Rows(self, np.arange(*key.indices(len(self))))
     return self.base[self.index[key]]
 
   def digest(self) -> str:

@@ -12,8 +12,8 @@ reads the images), then `meta.json` (image shape, dtype, class names, each
 split's count and per-channel pixel mean and std, the source). meta.json comes
 last and goes first: a directory without it is an unfinished conversion.
 `folder:` and `tfds:` sources are read one example at a time, so data of any
-size converts in constant memory (besides the labels); any other source
-(`npz:`, `digits`, ...) is loaded the way a run loads it. `--splits` names the
+size converts (only the labels and a folder's file list stay in memory); any
+other source (`npz:`, `digits`, ...) is loaded the way a run loads it. `--splits` names the
 two splits to convert (tfds: e.g. `train,validation`). Bad input: one line on
 stderr, exit status 2.
 """
