@@ -17,6 +17,8 @@ setuptools.setup(
         "absl-py",
         "numpy>=1.26",
         "tensorflow-datasets>=4.9",
+        "grain>=0.2.18",  # the input pipeline, ArrayRecord reads by index
+        "array-record>=0.8",  # the converter's writer (grain reads it)
         "importlib_resources",  # tensorflow-datasets imports it without declaring it
         "scikit-learn>=1.3",  # embedded digits data set and detection metrics
         "pandas>=2",

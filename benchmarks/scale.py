@@ -1,7 +1,8 @@
 """Records at scale: update cost vs N, memory vs N, devices, input pipeline.
 
-  python benchmarks/scale.py                 # everything, N up to 1e8 (~3.2 GB of records)
-  python benchmarks/scale.py --max_n 1e6     # quicker
+  python benchmarks/scale.py                      # everything, N up to 1e8 (~3.2 GB of records)
+  python benchmarks/scale.py --max_n 1e6          # quicker
+  python benchmarks/scale.py --sections pipeline  # sections 4-6 only (~2 GB of files in /tmp)
 
 Prints, as ratios measured side by side in one run:
 1. the record update versus the rest of a train step (small CNN, batch 256)
@@ -11,8 +12,16 @@ Prints, as ratios measured side by side in one run:
 3. step time on 1, 2, 4, 8 fake CPU devices against one device (the same
    global batch; on CPU the fake devices share the cores, so this checks the
    sharded step's overhead, not a speed-up);
-4. the input pipeline: time to build a global batch on the host versus the
-   step, and the step time with and without the background prefetch.
+4. the input pipeline against the step: time to build a global batch on the
+   host, and the step time with batches built inline or read ahead by grain;
+5. the input pipeline against N: the host time to compute global batch s's
+   indices (`pipeline.batch_indices`) and gather its rows from a memory-mapped
+   `.npy` of 16-byte examples (N = 1e8: a 1.6 GB file in /tmp, made once and
+   kept; read through once first, so the page cache holds it at every N),
+   and the time per batch through grain (`pipeline.batches`). The last line
+   gives the medians at the smallest and the largest N;
+6. reading ahead from an ArrayRecord file (50k CIFAR-sized images, made once
+   in /tmp): inline, grain's threads, or grain's worker processes.
 """
 
 from __future__ import annotations
@@ -151,7 +160,7 @@ def devices(batch, repeats):
 
 
 def pipeline(batch, repeats):
-  """Host batch building vs the step, and steps with and without prefetch."""
+  """Host batch building vs the step, and steps with batches built inline or read ahead."""
   import jax
   import numpy as np
   from jaxclean import parallel
@@ -178,9 +187,117 @@ def pipeline(batch, repeats):
 
   run(pipe.batches(images, labels, batch, 0, mesh, range(2)))  # compile
   inline = run((s, build(s)) for s in range(repeats))
-  threaded = run(pipe.batches(images, labels, batch, 0, mesh, range(repeats)))
+  read_ahead = run(pipe.batches(images, labels, batch, 0, mesh, range(repeats)))
   return [dict(build_batch_ms=t_build * 1e3, step_inline_ms=inline * 1e3,
-               step_prefetched_ms=threaded * 1e3, build_over_step=t_build / threaded)]
+               step_read_ahead_ms=read_ahead * 1e3, build_over_step=t_build / read_ahead)]
+
+
+def _memmap_source(n):
+  """(images (n, 4, 4, 1) uint8, labels (n,) uint8), memory-mapped from /tmp, made once.
+
+  Row i holds i as four little-endian uint32 copies, so a gathered batch can be
+  checked; files are written under a temporary name and renamed when full.
+  """
+  import numpy as np
+  paths = [f"/tmp/jaxclean_scale_{n}_{kind}.npy" for kind in ("images", "labels")]
+  if not all(os.path.exists(p) for p in paths):
+    for path, shape in zip(paths, [(n, 4, 4, 1), (n,)]):
+      tmp = path + ".tmp"
+      out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+      for start in range(0, n, 10**7):
+        rows = np.arange(start, min(start + 10**7, n), dtype=np.uint32)
+        out[start:start + len(rows)] = (rows[:, None].repeat(4, 1).view(np.uint8)
+                                        .reshape(-1, 4, 4, 1) if len(shape) > 1 else rows % 10)
+      out.flush()
+      del out
+      os.replace(tmp, path)
+  images, labels = (np.load(p, mmap_mode="r") for p in paths)
+  for start in range(0, n, 10**7):  # read through once: the page cache holds it at every N
+    images[start:start + 10**7].max()
+  return images, labels
+
+
+def pipeline_scale(ns, batch, repeats):
+  """Host time to build global batch s (indices + gathered rows) and grain's time per batch,
+  from a memory-mapped source of n 16-byte examples, per n."""
+  import numpy as np
+  from jaxclean import parallel
+  from jaxclean.data import pipeline as pipe
+  mesh = parallel.make_mesh(1)
+  sources = {n: _memmap_source(n) for n in ns}
+  counters = {n: 0 for n in ns}
+
+  def indices_only(n):
+    counters[n] += 1
+    return pipe.batch_indices(n, batch, 0, counters[n] * 7919)
+
+  def build(n):
+    index, mask = indices_only(n)
+    rows = pipe.gather(*sources[n], index, mask)
+    assert np.array_equal(rows["image"][:, 0, :, 0].copy().view(np.uint32)[:, 0], index)
+    return rows
+
+  for n in ns:
+    build(n)
+  rounds = 10 * repeats  # a batch takes about a millisecond: many rounds are cheap
+  t_indices = _median_times([lambda n=n: indices_only(n) for n in ns], rounds)
+  t_build = _median_times([lambda n=n: build(n) for n in ns], rounds)
+  rows = []
+  for n, ti, tb in zip(ns, t_indices, t_build):
+    start = time.perf_counter()
+    for _ in pipe.batches(*sources[n], batch, 0, mesh, range(5 * 10**6, 5 * 10**6 + rounds)):
+      pass
+    rows.append(dict(n=n, file_mb=sources[n][0].nbytes / 1e6, indices_ms=ti * 1e3,
+                     build_batch_ms=tb * 1e3, grain_per_batch_ms=(time.perf_counter() - start)
+                     / rounds * 1e3, build_vs_smallest=tb / t_build[0]))
+  return rows
+
+
+def read_ahead(batch, rounds):
+  """Time per batch (after the first) of CIFAR-sized images read from an ArrayRecord file:
+  built inline, read ahead by grain's threads (`pipeline.READ_OPTIONS`, what runs use), or by
+  two grain worker processes (`mp_prefetch`)."""
+  import grain
+  import ml_collections
+  import numpy as np
+  from absl import flags
+  from jaxclean import data as data_lib
+  from jaxclean.data import convert
+  from jaxclean.data import pipeline as pipe
+  flags.FLAGS.mark_as_parsed()  # grain's worker processes read grain's absl flags
+  out = "/tmp/jaxclean_scale_cifar_arrayrecord"
+  if not os.path.exists(os.path.join(out, "meta.json")):  # 50k random 32x32x3 images, once
+    rng = np.random.default_rng(0)
+    npz = out + ".npz"
+    np.savez(npz, x_train=rng.integers(0, 256, (50000, 32, 32, 3), np.uint8),
+             y_train=rng.integers(0, 10, 50000), x_test=np.zeros((1, 32, 32, 3), np.uint8),
+             y_test=np.zeros(1, int))
+    convert.convert(f"npz:{npz}", out)
+    os.remove(npz)
+  ds = data_lib.load(ml_collections.ConfigDict(dict(name=f"arrayrecord:{out}")))
+  images, labels = ds.train.images, ds.train.labels
+
+  def local(step):
+    index, mask = pipe.batch_indices(len(labels), batch, 0, step)
+    return pipe.gather(images, labels, index, mask)
+
+  steps = grain.MapDataset.range(rounds + 1).map(local)
+  variants = dict(
+      inline=(local(s) for s in range(rounds + 1)),
+      threads=steps.to_iter_dataset(pipe.READ_OPTIONS),
+      processes=steps.to_iter_dataset().mp_prefetch(grain.MultiprocessingOptions(num_workers=2)))
+  row = {}
+  for name, it in variants.items():
+    it = iter(it)
+    next(it)  # start-up (worker processes) left out
+    start = time.perf_counter()
+    for _ in it:
+      pass
+    row[f"{name}_ms"] = (time.perf_counter() - start) / rounds * 1e3
+  return [row]
+
+
+SECTIONS = ("update", "memory", "devices", "pipeline")
 
 
 def main():
@@ -188,27 +305,46 @@ def main():
   p.add_argument("--max_n", type=float, default=1e8)
   p.add_argument("--batch", type=int, default=256)
   p.add_argument("--repeats", type=int, default=30)
+  p.add_argument("--sections", default=",".join(SECTIONS),
+                 help=f"comma-separated, of {', '.join(SECTIONS)} (pipeline: sections 4-6)")
   p.add_argument("--memory_child", type=int, default=0, help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.memory_child:
     return memory_child(a.memory_child)
+  wanted = a.sections.split(",")
+  if not set(wanted) <= set(SECTIONS):
+    p.error(f"--sections: unknown {sorted(set(wanted) - set(SECTIONS))}; valid: {SECTIONS}")
   import jax
   jax.config.update("jax_num_cpu_devices", 8)
   import pandas as pd
   ns = [int(10**k) for k in range(5, 9) if 10**k <= a.max_n]
   print(f"jax {jax.__version__}, {os.cpu_count()} CPUs, batch {a.batch}, "
         f"median of {a.repeats} interleaved steps\n")
-  sections = [("1. record update vs the rest of the step", update_cost(ns, a.batch, a.repeats)),
-              ("2. memory of the records", memory(ns)),
-              ("3. fake CPU devices (same global batch)", devices(a.batch, a.repeats)),
-              ("4. input pipeline", pipeline(a.batch, a.repeats))]
+  sections, last = [], []
+  if "update" in wanted:
+    rows = update_cost(ns, a.batch, a.repeats)
+    sections.append(("1. record update vs the rest of the step", rows))
+    last.append(f"record update at N={rows[-1]['n']:.0e} vs N={rows[0]['n']:.0e}: "
+                f"{rows[-1]['update_alone_ms'] / rows[0]['update_alone_ms']:.2f}x")
+  if "memory" in wanted:
+    sections.append(("2. memory of the records", memory(ns)))
+  if "devices" in wanted:
+    sections.append(("3. fake CPU devices (same global batch)", devices(a.batch, a.repeats)))
+  if "pipeline" in wanted:
+    sections.append(("4. input pipeline vs the small-CNN step", pipeline(a.batch, a.repeats)))
+    rows = pipeline_scale([ns[0], ns[-1]], a.batch, a.repeats)
+    sections.append((f"5. input pipeline vs N (memory-mapped 16-byte examples, median of "
+                     f"{10 * a.repeats})", rows))
+    sections.append((f"6. reading ahead, 50k 32x32x3 images in ArrayRecord (ms per batch, "
+                     f"mean of {10 * a.repeats})", read_ahead(a.batch, 10 * a.repeats)))
+    last.append(f"input pipeline: {rows[0]['build_batch_ms']:.3f} ms per batch at "
+                f"N=1e{len(str(rows[0]['n'])) - 1}, {rows[-1]['build_batch_ms']:.3f} ms at "
+                f"N=1e{len(str(rows[-1]['n'])) - 1}")
   for title, rows in sections:
     print(title)
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print()
-  flat = sections[0][1]
-  print(f"record update at N={flat[-1]['n']:.0e} vs N={flat[0]['n']:.0e}: "
-        f"{flat[-1]['update_alone_ms'] / flat[0]['update_alone_ms']:.2f}x")
+  print("\n".join(last))
 
 
 if __name__ == "__main__":

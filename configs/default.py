@@ -16,7 +16,9 @@ def get_config():
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.data = dict(
-      name="digits",  # digits | fashion_mnist | cifar10 | tfds:<name> | npz:<path> | folder:<path>
+      # digits | fashion_mnist | cifar10 | tfds:<name> | npz:<path> | folder:<path>
+      # | arrayrecord:<dir> (python -m jaxclean.data.convert) | npy:<dir>; the last two stream.
+      name="digits",
       data_dir="",  # '' = the source's default location
       cache_dir="",  # decoded-image cache ('' = ~/.cache/jaxclean)
       train_split="train",  # the split whose labels are ranked

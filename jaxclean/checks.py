@@ -66,7 +66,7 @@ def check_config(config) -> None:
     noise.parse_pairs(n.pairs)
   kind, _, arg = config.data.name.partition(":")
   _require(config.data.name in ("digits", "fashion_mnist", "cifar10")
-           or (kind in ("tfds", "npz", "folder") and arg),
+           or (kind in ("tfds", "npz", "folder", *sources.STREAMED) and arg),
            f"unknown data set {config.data.name!r}; valid names: {', '.join(sources.NAMES)}")
   c = config.clean
   _require(c.method in clean.METHODS,

@@ -99,7 +99,7 @@ def _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step)
   """One run on the originals plus N // C copies labelled with the extra class C."""
   n, c = len(labels), ds.num_classes
   sources = threshold.copy_sources(n, c, config.seed)
-  images = np.concatenate([ds.train.images, ds.train.images[sources]])
+  images = data_lib.take(ds.train.images, np.concatenate([np.arange(n), sources]))
   run_labels = np.concatenate([labels, np.full(len(sources), c, labels.dtype)])
   result = train.fit(config, images, run_labels, c + 1, workdir, mean, std, test=ds.test,
                      mesh=mesh, eval_classes=c,
@@ -159,8 +159,8 @@ def retrain(config, ds: data_lib.Dataset, labels: np.ndarray, keep: np.ndarray, 
   (`retrain_config`); returns the clean-test accuracy and how many were kept."""
   rc = retrain_config(config)
   mean, std = ds.mean_std()
-  result = train.fit(rc, ds.train.images[keep], labels[keep], ds.num_classes, workdir, mean,
-                     std, test=ds.test, mesh=mesh)
+  result = train.fit(rc, data_lib.take(ds.train.images, keep), labels[keep], ds.num_classes,
+                     workdir, mean, std, test=ds.test, mesh=mesh)
   return dict(removed=int((~keep).sum()), kept=int(keep.sum()),
               test_accuracy=float(result.history["test_accuracy"].iloc[-1]))
 

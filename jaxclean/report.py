@@ -245,7 +245,11 @@ def _load_images(run: dict, n: int):
 
 
 def _display_range(images: np.ndarray) -> tuple[float, float]:
-  """One pixel range for the whole data set, so thumbnails compare (digits are 0..16)."""
+  """One pixel range for the whole data set, so thumbnails compare (digits are 0..16);
+  that of 10k rows (`arrays.sample_index`) for images on disk."""
+  from jaxclean.data import arrays
+  if not arrays.in_memory(images):
+    images = images[arrays.sample_index(len(images))]
   if images.dtype == np.uint8:
     hi = float(images.max())
     return 0.0, (hi if hi > 0 else 255.0)

@@ -31,7 +31,7 @@ from jaxclean import checkpoint as checkpoint_lib
 from jaxclean import outputs, parallel, rng, trajectories
 from jaxclean import records as records_lib
 from jaxclean.augment import augment
-from jaxclean.data import pipeline
+from jaxclean.data import arrays, pipeline
 from jaxclean.models import get_model
 from jaxclean.optim import make_optimizer
 
@@ -186,14 +186,14 @@ def evaluate(eval_step, state, images, labels, batch_size, mesh):
 
 
 def run_identity(config, images: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
-  """What defines a run: its settings (less `RESUMABLE_KEYS`) and a digest of its data."""
+  """What defines a run: its settings (less `RESUMABLE_KEYS`) and a digest of its data
+  (images on disk: of their files, `arrays.digest_into`)."""
   flat = _flatten(json.loads(config.to_json_best_effort()))
   keep = {k: v for k, v in flat.items()
           if not any(k == r or k.startswith(r + ".") for r in RESUMABLE_KEYS)}
   digest = hashlib.blake2b(digest_size=16)
-  for a in (np.ascontiguousarray(images), np.ascontiguousarray(labels, np.int32)):
-    digest.update(str(a.shape).encode())
-    digest.update(a.data)
+  for a in (images, np.ascontiguousarray(labels, np.int32)):
+    arrays.digest_into(digest, a)
   return {**keep, "num_classes": num_classes, "examples": len(labels),
           "data_digest": digest.hexdigest()}
 

@@ -40,15 +40,28 @@ def test_gather_carries_index_and_mask():
   np.testing.assert_array_equal(b["mask"], [True, False, False, False])
 
 
-def test_prefetch_keeps_order_and_raises():
-  assert list(pipeline.prefetch(iter(range(10)))) == list(range(10))
+def test_batches_follow_the_steps_and_raise():
+  from jaxclean import parallel
+  mesh = parallel.make_mesh(1)
+  images = np.arange(10)[:, None, None, None] * np.ones((10, 2, 2, 1), np.uint8)
+  labels = np.arange(10) % 3
+  got = list(pipeline.batches(images, labels, 4, 5, mesh, range(3, 9)))
+  assert [step for step, *_ in got] == list(range(3, 9))
+  for step, index, mask, batch in got:  # a range from a resumed step continues the order
+    want, want_mask = pipeline.batch_indices(10, 4, 5, step)
+    np.testing.assert_array_equal(index, want)
+    np.testing.assert_array_equal(mask, want_mask)
+    np.testing.assert_array_equal(np.asarray(batch["image"])[:, 0, 0, 0], want)
+    np.testing.assert_array_equal(np.asarray(batch["label"]), want % 3)
 
-  def bad():
-    yield 1
-    raise RuntimeError("boom")
+  class Broken:
+    shape, dtype = images.shape, images.dtype
 
-  with pytest.raises(RuntimeError, match="boom"):
-    list(pipeline.prefetch(bad()))
+    def __getitem__(self, index):
+      raise OSError("disk gone")
+
+  with pytest.raises(OSError, match="disk gone"):
+    list(pipeline.batches(Broken(), labels, 4, 0, mesh, range(2)))
 
 
 def test_first_batches_are_not_the_noise_draw(digits_config):
@@ -77,16 +90,20 @@ def test_random_purposes_never_share_a_stream():
   assert len(set(keys.values())) == len(keys)
 
 
-def test_prefetch_thread_stops_when_the_consumer_does():
-  import itertools
+def test_reading_threads_stop_when_the_consumer_does():
   import threading
   import time
-  it = pipeline.prefetch(itertools.count())
-  assert [next(it) for _ in range(3)] == [0, 1, 2]
+  from jaxclean import parallel
+  readers = lambda: sum(t.name.startswith("grain") for t in threading.enumerate())
+  before = readers()
+  images, labels = np.zeros((10**6, 1, 1, 1), np.uint8), np.zeros(10**6, np.int32)
+  it = pipeline.batches(images, labels, 8, 0, parallel.make_mesh(1), range(10**6))
+  assert [next(it)[0] for _ in range(3)] == [0, 1, 2]
+  assert readers() > before
   it.close()
   deadline = time.time() + 5
-  while any(t.name == "jaxclean-prefetch" for t in threading.enumerate()):
-    assert time.time() < deadline, "prefetch thread still blocked on its queue"
+  while readers() > before:
+    assert time.time() < deadline, "grain's reading threads outlived the consumer"
     time.sleep(0.05)
 
 

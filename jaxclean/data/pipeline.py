@@ -13,15 +13,16 @@ exactly once per epoch and batch statistics never see zeros.
 
 from __future__ import annotations
 
-import queue
-import threading
-from typing import Iterable, Iterator
+from typing import Iterator
 
+import grain
 import numpy as np
 
 from jaxclean import parallel, rng
 
 ROUNDS = 6
+# Batches built at once ahead of the step: reading from disk overlaps the step and itself.
+READ_OPTIONS = grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
@@ -74,63 +75,31 @@ def batch_indices(num_examples: int, batch_size: int, seed: int, step: int,
   return index.astype(np.int32 if num_examples < 2**31 else np.int64), mask
 
 
-def gather(images: np.ndarray, labels: np.ndarray, index: np.ndarray,
+def gather(images, labels: np.ndarray, index: np.ndarray,
            mask: np.ndarray) -> dict[str, np.ndarray]:
+  """The rows `index` of a batch; `images` is any array-like of `jaxclean.data.arrays`."""
   return dict(image=images[index], label=labels[index].astype(np.int32),
               index=index, mask=mask)
 
 
-def batches(images, labels, batch_size: int, seed: int, mesh, steps: Iterable[int],
+def batches(images, labels, batch_size: int, seed: int, mesh, steps: range,
             shuffle: bool = True) -> Iterator[tuple[int, np.ndarray, np.ndarray, dict]]:
-  """(step, global index, global mask, device batch), built on a background thread.
+  """(step, global index, global mask, device batch) for each step of `steps`.
 
-  Each process gathers only its own rows of every global batch.
+  A grain `MapDataset` over the steps maps each to this process's rows of its
+  global batch (`batch_indices`, then `gather`): the order stays a function of
+  (seed, step), so a resumed range continues it exactly, and each process
+  reads only its own rows. Grain's threads read `READ_OPTIONS.num_threads`
+  batches at a time, in order, ahead of the consumer; they stop when the
+  consumer drops the iterator.
   """
   rows = parallel.local_rows(batch_size, mesh)
+  n = len(labels)
 
-  def gen():
-    for s in steps:
-      index, mask = batch_indices(len(labels), batch_size, seed, s, shuffle)
-      local = gather(images, labels, index[rows], mask[rows])
-      yield s, index, mask, parallel.to_global(local, mesh, batch_size)
+  def local(step):
+    index, mask = batch_indices(n, batch_size, seed, step, shuffle)
+    return step, index, mask, gather(images, labels, index[rows], mask[rows])
 
-  return prefetch(gen())
-
-
-def prefetch(it: Iterator, size: int = 2) -> Iterator:
-  """Runs `it` on a background thread, `size` items ahead of the consumer.
-
-  The thread stops when the consumer closes the generator (or drops it), so an
-  early exit never leaves it blocked on a full queue.
-  """
-  q: queue.Queue = queue.Queue(maxsize=size)
-  stop = threading.Event()
-  done = object()
-
-  def put(item) -> bool:
-    while not stop.is_set():
-      try:
-        q.put(item, timeout=0.05)
-        return True
-      except queue.Full:
-        pass
-    return False
-
-  def work():
-    try:
-      for item in it:
-        if not put(item):
-          return
-    except BaseException as e:  # re-raised in the consumer
-      put(e)
-      return
-    put(done)
-
-  threading.Thread(target=work, daemon=True, name="jaxclean-prefetch").start()
-  try:
-    while (item := q.get()) is not done:
-      if isinstance(item, BaseException):
-        raise item
-      yield item
-  finally:
-    stop.set()
+  dataset = grain.MapDataset.range(steps.start, steps.stop, steps.step).map(local)
+  for step, index, mask, rows_of_batch in dataset.to_iter_dataset(READ_OPTIONS):
+    yield step, index, mask, parallel.to_global(rows_of_batch, mesh, batch_size)

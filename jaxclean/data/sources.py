@@ -1,27 +1,36 @@
-"""Image-classification data sets, loaded whole into memory as numpy arrays.
+"""Image-classification data sets: labels in memory, images in memory or on disk.
 
 `load(config)` reads one source (`config.name`), picks the split to clean and
 the split to evaluate on, optionally replaces the training labels from a
 `.npy` file, and checks everything before a run starts: a bad label or a NaN
 pixel found after hours of training is too late. An example's index is its
 position in the split, in the source's own order, so it is stable across runs.
+Most sources load whole into memory; `arrayrecord:<dir>` (written once by
+`python -m jaxclean.data.convert`) and `npy:<dir>` leave the images on disk and
+read each batch by index (`jaxclean.data.arrays`), for data that does not fit.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
+import json
 import os
 import pathlib
 import tarfile
 import tempfile
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
 
 from jaxclean.checks import InputError, MissingFile
+from jaxclean.data import arrays
 
-NAMES = ("digits", "fashion_mnist", "cifar10", "tfds:<name>", "npz:<path>", "folder:<path>")
+NAMES = ("digits", "fashion_mnist", "cifar10", "tfds:<name>", "npz:<path>", "folder:<path>",
+         "arrayrecord:<dir>", "npy:<dir>")
+STREAMED = ("arrayrecord", "npy")  # sources whose images stay on disk
+RECORD_FORMAT = 1  # meta.json "format" of `arrayrecord:` directories
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -38,7 +47,11 @@ _MEAN_STD_CHUNK = 2048
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-  """Images (N, H, W, C), uint8 or float32, and int32 labels (N,)."""
+  """Images (N, H, W, C), uint8 or float32, and int32 labels (N,).
+
+  The images are a numpy array, or an array-like that reads rows from disk
+  when indexed (`jaxclean.data.arrays`).
+  """
   images: np.ndarray
   labels: np.ndarray
 
@@ -70,20 +83,40 @@ class Dataset:
   def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel float32 mean and std of the train images (std >= 1e-6).
 
-    One pass over chunks in float64, so 50k CIFAR images take about a second
-    and never become one float64 copy; float64 keeps E[x^2] - E[x]^2 exact
-    enough for pixel data.
+    Images in memory: one pass over chunks. Images on disk: the statistics the
+    converter stored for the whole split, else those of `arrays.sample_index`'s
+    10k rows, so a run never reads a large data set through just to normalise.
     """
     images = self.train.images
-    channels = images.shape[-1]
-    total, squares = np.zeros(channels), np.zeros(channels)
-    for start in range(0, len(images), _MEAN_STD_CHUNK):
-      x = images[start:start + _MEAN_STD_CHUNK].reshape(-1, channels).astype(np.float64)
-      total += x.sum(0)
-      squares += np.einsum("ij,ij->j", x, x)
-    count = images.size // channels
-    mean = total / count
-    std = np.maximum(np.sqrt(np.maximum(squares / count - mean**2, 0)), 1e-6)
+    if getattr(images, "mean_std", None) is not None:
+      return images.mean_std
+    if arrays.in_memory(images):
+      chunks = (images[s:s + _MEAN_STD_CHUNK] for s in range(0, len(images), _MEAN_STD_CHUNK))
+    else:
+      rows = arrays.sample_index(len(images))
+      chunks = (images[rows[s:s + _MEAN_STD_CHUNK]] for s in range(0, len(rows), _MEAN_STD_CHUNK))
+    stats = PixelStats(images.shape[-1])
+    for chunk in chunks:
+      stats.add(chunk)
+    return stats.mean_std()
+
+
+class PixelStats:
+  """Running per-channel pixel sums in float64: E[x^2] - E[x]^2 stays exact enough for
+  pixel data, and no chunk becomes more than one float64 copy of itself."""
+
+  def __init__(self, channels: int):
+    self.count, self.total, self.squares = 0, np.zeros(channels), np.zeros(channels)
+
+  def add(self, images: np.ndarray) -> None:
+    x = images.reshape(-1, len(self.total)).astype(np.float64)
+    self.count += len(x)
+    self.total += x.sum(0)
+    self.squares += np.einsum("ij,ij->j", x, x)
+
+  def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+    mean = self.total / self.count
+    std = np.maximum(np.sqrt(np.maximum(self.squares / self.count - mean**2, 0)), 1e-6)
     return mean.astype(np.float32), std.astype(np.float32)
 
 
@@ -117,6 +150,10 @@ def load(config) -> Dataset:
     splits, class_names, clean, origin = _npz(arg)
   elif kind == "folder" and arg:
     splits, class_names, clean, origin = _folder(arg)
+  elif kind == "arrayrecord" and arg:
+    splits, class_names, clean, origin = _arrayrecord(arg)
+  elif kind == "npy" and arg:
+    splits, class_names, clean, origin = _npy(arg)
   else:
     raise InputError(f"unknown data set {name!r}; valid names: {', '.join(NAMES)}")
   for which, split in (("train_split", train_split), ("eval_split", eval_split)):
@@ -147,7 +184,9 @@ def _check_split(split: str, images: np.ndarray, labels: np.ndarray, num_classes
     raise InputError(f"{where} is empty")
   if images.dtype != np.uint8 and images.dtype != np.float32:
     raise InputError(f"{where}: images must be uint8 or float32, got {images.dtype}")
-  if images.dtype == np.float32 and not np.isfinite(images).all():
+  # Images on disk are not read through here: a NaN among them makes the loss NaN, which
+  # stops the run (`train.fit`).
+  if images.dtype == np.float32 and arrays.in_memory(images) and not np.isfinite(images).all():
     bad = np.count_nonzero(~np.isfinite(images).reshape(len(images), -1).all(1))
     raise InputError(f"{where}: {bad} images contain NaN or inf pixels")
   if labels.ndim != 1 or len(labels) != len(images):
@@ -308,13 +347,21 @@ def _decode_jpeg_tar(tar: pathlib.Path, sizes: dict[str, int]) -> dict[str, np.n
 
 
 def _tfds(name: str, data_dir: str, wanted):
-  """Any TFDS image-classification data set with `image` and `label` features.
+  """Any TFDS image-classification data set (`tfds_sources`), read into memory: this
+  suits data sets that fit in RAM; `jaxclean.data.convert` streams the others to disk."""
+  split_sources, class_names, origin = tfds_sources(name, data_dir, wanted)
+  splits = {split: _read_records(source, f"tfds:{name} split {split!r}")
+            for split, source in split_sources.items()}
+  return splits, class_names, None, origin
+
+
+def tfds_sources(name: str, data_dir: str, wanted) -> tuple[dict, tuple[str, ...], str]:
+  """({split: data source}, class names, origin) of a TFDS set with `image` and `label`.
 
   Read the way `tfds.data_source` does (ArrayRecord, no TensorFlow needed),
   after `download_and_prepare` when the data is not there yet. Data that
   `tfds.load` prepared as TFRecord has no random access and is refused with a
-  hint. Every record of the wanted splits is read into memory, so this suits
-  data sets that fit in RAM.
+  hint.
   """
   import tensorflow_datasets as tfds
   builder = tfds.builder(name, data_dir=data_dir or None)
@@ -325,15 +372,14 @@ def _tfds(name: str, data_dir: str, wanted):
     builder.download_and_prepare(file_format="array_record")
   wanted = list(dict.fromkeys(wanted))  # tfds says which splits exist if one does not
   try:
-    sources = builder.as_data_source(split=wanted)
+    split_sources = builder.as_data_source(split=wanted)
   except NotImplementedError as e:
     raise InputError(f"tfds:{name} at {builder.data_dir} is prepared as "
                      f"{builder.info.file_format.value}, which has no random access; convert it "
                      "with `tfds convert_format --out_file_format=array_record` (needs "
                      "TensorFlow) or prepare it again in another data_dir") from e
-  splits = {split: _read_records(source, f"tfds:{name} split {split!r}")
-            for split, source in zip(wanted, sources)}
-  return splits, tuple(features["label"].names), None, f"tfds:{builder.data_dir}"
+  return (dict(zip(wanted, split_sources)), tuple(features["label"].names),
+          f"tfds:{builder.data_dir}")
 
 
 def _read_records(source, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -360,12 +406,59 @@ def _npz(path: str):
     splits = {s: (_npz_images(f[f"x_{s}"], s), _npz_labels(f[f"y_{s}"], s))
               for s in ("train", "test")}
     names = [str(c) for c in f["class_names"]] if "class_names" in f.files else None
+  return splits, _numbered_classes(splits, names, path), None, str(pathlib.Path(path).resolve())
+
+
+def _numbered_classes(splits: dict, names: list[str] | None, path) -> list[str]:
+  """`names`, or "0", "1", ... up to the largest label of any split."""
   num_classes = 1 + max(int(y.max(initial=-1)) for _, y in splits.values())
   if names is not None and len(names) < num_classes:
     raise InputError(f"{path}: class_names has {len(names)} names for labels up to "
                      f"{num_classes - 1}")
-  class_names = names or [str(i) for i in range(num_classes)]
-  return splits, class_names, None, str(pathlib.Path(path).resolve())
+  return names or [str(i) for i in range(num_classes)]
+
+
+def _npy(path: str):
+  """`<path>/{x,y}_{train,test}.npy`: images memory-mapped, never read whole; classes
+  0..max label. Images must be uint8 or float32 already, (N, H, W) or (N, H, W, C)."""
+  root = _require(pathlib.Path(path))
+  splits = {}
+  for split in ("train", "test"):
+    x_path = _require(root / f"x_{split}.npy")
+    x = np.load(x_path, mmap_mode="r", allow_pickle=False)
+    if x.dtype != np.uint8 and x.dtype != np.float32:
+      raise InputError(f"{x_path}: images left on disk must be uint8 or float32, got {x.dtype}")
+    y = np.load(_require(root / f"y_{split}.npy"), allow_pickle=False)
+    splits[split] = (x[..., None] if x.ndim == 3 else x, _npz_labels(y, split))
+  return splits, _numbered_classes(splits, None, root), None, str(root.resolve())
+
+
+def _arrayrecord(path: str):
+  """A directory written by `jaxclean.data.convert`: `<split>.array_record` (images, read
+  by index), `<split>_labels.npy` and `meta.json` (shape, dtype, classes, counts, and
+  each split's pixel mean and std)."""
+  root = _require(pathlib.Path(path))
+  meta_bytes = _require(root / "meta.json").read_bytes()
+  try:
+    meta = json.loads(meta_bytes)
+    version, shape, dtype, split_info = (meta["format"], tuple(meta["image_shape"]), meta["dtype"],
+                                         meta["splits"])
+  except (ValueError, KeyError, TypeError) as e:
+    raise InputError(f"{root}/meta.json is not a converter's meta.json ({e!r})") from None
+  if version != RECORD_FORMAT:
+    raise InputError(f"{root}/meta.json has format {version}, this jaxclean reads format "
+                     f"{RECORD_FORMAT}; convert the source again")
+  splits = {}
+  for split, info in split_info.items():
+    images = arrays.RecordImages(str(_require(root / f"{split}.array_record")), shape, dtype,
+                                 meta_bytes, (np.array(info["mean"], np.float32),
+                                              np.array(info["std"], np.float32)))
+    labels = np.load(_require(root / f"{split}_labels.npy"), allow_pickle=False)
+    if not len(images) == len(labels) == info["count"]:
+      raise InputError(f"{root}: split {split!r} has {len(images)} records and {len(labels)} "
+                       f"labels, meta.json says {info['count']}")
+    splits[split] = (images, labels)
+  return splits, tuple(meta["class_names"]), None, str(root.resolve())
 
 
 def _npz_images(x: np.ndarray, split: str) -> np.ndarray:
@@ -387,46 +480,67 @@ def _npz_labels(y: np.ndarray, split: str) -> np.ndarray:
 
 
 def _folder(path: str):
-  """`<path>/{train,test}/<class>/<image>`: classes sorted by name, files sorted within a class.
+  """`folder:<path>` decoded into memory (see `Folder`)."""
+  folder = Folder.scan(path)
+  splits = {}
+  for split, pairs in folder.files.items():
+    images = np.empty((len(pairs), *folder.shape), np.uint8)
+    for i, image in enumerate(folder.images(split)):
+      images[i] = image
+    splits[split] = (images, np.array([c for _, c in pairs], np.int64))
+  return splits, folder.classes, None, str(folder.root.resolve())
+
+
+@dataclasses.dataclass(frozen=True)
+class Folder:
+  """`<root>/{train,test}/<class>/<image>`: classes sorted by name, files sorted within a class.
 
   All images must have one size. They are decoded as grayscale (C=1) when all
-  are grayscale, else as RGB.
+  are grayscale, else as RGB. `scan` reads only the files' headers;
+  `images(split)` decodes one image at a time, so the converter streams a
+  folder of any size.
   """
-  root = _require(pathlib.Path(path))
-  classes = sorted(d.name for d in _require(root / "train").iterdir() if d.is_dir())
-  files = {}
-  for split in ("train", "test"):
-    split_dir = _require(root / split)
-    extra = {d.name for d in split_dir.iterdir() if d.is_dir()} - set(classes)
-    if extra:
-      raise InputError(f"{split_dir}: classes {sorted(extra)} are not in {root / 'train'}")
-    files[split] = [(f, c) for c, name in enumerate(classes) if (split_dir / name).is_dir()
-                    for f in sorted((split_dir / name).iterdir())
-                    if f.suffix.lower() in IMAGE_SUFFIXES]
-  headers = {}
-  for f, _ in files["train"] + files["test"]:
-    with _open_image(f) as im:
-      headers[f] = (im.size, im.mode)
-  sizes = {size for size, _ in headers.values()}
-  if len(sizes) > 1:
-    first, (size, _) = next(iter(headers.items()))
-    odd = next(f for f, (other, _) in headers.items() if other != size)
-    raise InputError(f"{root}: images differ in size (width, height), e.g. {odd} is "
-                     f"{headers[odd][0]} but {first} is {size}")
-  mode = "L" if all(m in ("1", "L") for _, m in headers.values()) else "RGB"
-  width, height = sizes.pop() if sizes else (1, 1)
-  channels = 1 if mode == "L" else 3
-  splits = {}
-  for split, pairs in files.items():
-    images = np.empty((len(pairs), height, width, channels), np.uint8)
-    for i, (f, _) in enumerate(pairs):
+  root: pathlib.Path
+  classes: tuple[str, ...]
+  files: dict[str, list[tuple[pathlib.Path, int]]]  # split -> (file, class index) in order
+  shape: tuple[int, int, int]  # (H, W, C)
+
+  @classmethod
+  def scan(cls, path: str) -> "Folder":
+    root = _require(pathlib.Path(path))
+    classes = sorted(d.name for d in _require(root / "train").iterdir() if d.is_dir())
+    files = {}
+    for split in ("train", "test"):
+      split_dir = _require(root / split)
+      extra = {d.name for d in split_dir.iterdir() if d.is_dir()} - set(classes)
+      if extra:
+        raise InputError(f"{split_dir}: classes {sorted(extra)} are not in {root / 'train'}")
+      files[split] = [(f, c) for c, name in enumerate(classes) if (split_dir / name).is_dir()
+                      for f in sorted((split_dir / name).iterdir())
+                      if f.suffix.lower() in IMAGE_SUFFIXES]
+    headers = {}
+    for f, _ in files["train"] + files["test"]:
+      with _open_image(f) as im:
+        headers[f] = (im.size, im.mode)
+    sizes = {size for size, _ in headers.values()}
+    if len(sizes) > 1:
+      first, (size, _) = next(iter(headers.items()))
+      odd = next(f for f, (other, _) in headers.items() if other != size)
+      raise InputError(f"{root}: images differ in size (width, height), e.g. {odd} is "
+                       f"{headers[odd][0]} but {first} is {size}")
+    grey = all(m in ("1", "L") for _, m in headers.values())
+    width, height = sizes.pop() if sizes else (1, 1)
+    return cls(root, tuple(classes), files, (height, width, 1 if grey else 3))
+
+  def images(self, split: str) -> Iterator[np.ndarray]:
+    """The split's images in order, each (H, W, C) uint8."""
+    mode = "L" if self.shape[-1] == 1 else "RGB"
+    for f, _ in self.files[split]:
       with _open_image(f) as im:
         try:
-          images[i] = np.asarray(im.convert(mode)).reshape(height, width, channels)
+          yield np.asarray(im.convert(mode)).reshape(self.shape)
         except OSError as e:  # truncated or corrupt pixel data
           raise InputError(f"cannot read image {f}: {e}") from None
-    splits[split] = (images, np.array([c for _, c in pairs], np.int64))
-  return splits, tuple(classes), None, str(root.resolve())
 
 
 def _open_image(path: pathlib.Path) -> Image.Image:
