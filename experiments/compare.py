@@ -31,7 +31,7 @@ from jaxclean import clean, protocol, quality
 from jaxclean import scores as scores_lib
 from third_party import cleanlab_adapter
 
-BEST_SINGLE = ("aum", "el2n", "confidence", "margin", "forgetting", "loss")
+SCORES = ("combined", "aum", "el2n")  # the recommended score and the best single ones
 
 
 def _quality(suspicion, is_noisy) -> dict:
@@ -48,10 +48,9 @@ def _jaxclean(config, ds, labels, is_noisy, workdir, mesh, name) -> list[dict]:
   with settings.Timer() as t:
     found = protocol.record(config, ds, labels, workdir, mesh)
     scores = protocol.score_table(found, labels, is_noisy)
-  rows = []
-  for s in ("combined", *BEST_SINGLE):
-    rows.append(dict(method=f"{name} {s}", **_quality(
-        scores_lib.suspicion(s, scores[s].to_numpy()), is_noisy), seconds=t.seconds))
+  rows = [dict(pipeline=name, score=s, **_quality(
+      scores_lib.suspicion(s, scores[s].to_numpy()), is_noisy), seconds=t.seconds)
+          for s in SCORES]
   rows[0].update(_flag_rows(found.flags["flagged"], is_noisy),
                  estimate=protocol.estimated_wrong_labels(found.flags))
   return rows
@@ -73,14 +72,15 @@ def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
                             epochs=config.num_epochs, batch_size=config.batch_size, lr=o.lr,
                             momentum=o.momentum, weight_decay=o.weight_decay, seed=config.seed,
                             skip_epochs=config.aum.skip_epochs)
-    rows.append(dict(method="aum_reference aum", **_quality(-out["aum"], is_noisy),
-                     seconds=out["seconds"]))
+    rows.append(dict(pipeline="aum_reference", score="aum",
+                     **_quality(-out["aum"], is_noisy), seconds=out["seconds"]))
   if "cleanlab" in config.exp.peers and cleanlab_adapter.available():
     mean, std = ds.mean_std()
     c = settings.with_overrides(config, {"aum.threshold_samples": "none"})
     out = cleanlab_adapter.label_issues(c, ds.train.images, labels, ds.num_classes, mean, std,
                                         os.path.join(workdir, "cleanlab"), mesh, folds=4)
-    rows.append(dict(method="cleanlab", **_quality(-out.quality, is_noisy),
+    rows.append(dict(pipeline="cleanlab", score="self_confidence",
+                     **_quality(-out.quality, is_noisy),
                      **_flag_rows(out.is_issue, is_noisy), estimate=int(out.is_issue.sum()),
                      seconds=out.seconds))
   return [dict(r, wrong_labels=int(is_noisy.sum())) for r in rows]
@@ -94,22 +94,26 @@ def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
       for name in config.exp.cifar10n]
   with settings.Timer() as total:
     df = settings.for_each_setting(config, workdir, cases, _setting)
+  df["method"] = df["pipeline"] + " " + df["score"]
   names = list(dict.fromkeys(df["setting"]))
-  methods = list(dict.fromkeys(df["method"]))
-  auroc = df.pivot(index="setting", columns="method", values="auroc").loc[names, methods]
-  auroc = auroc.reset_index().rename_axis(columns=None)
-  flags = df.dropna(subset=["flagged"])[["setting", "method", "wrong_labels", "estimate",
+
+  def pivot(value, column):
+    order = list(dict.fromkeys(df[column]))
+    p = df.groupby(["setting", column], sort=False)[value].first().unstack()
+    return p.loc[names, order].reset_index().rename_axis(columns=None)
+
+  flags = df.dropna(subset=["flagged"])[["setting", "pipeline", "wrong_labels", "estimate",
                                          "flagged", "precision", "recall"]]
-  times = df.groupby(["setting", df["method"].str.split(" ").str[0]], sort=False)["seconds"]
-  times = times.first().unstack().loc[names].reset_index().rename_axis(columns=None)
   tables.write_outputs(
       config, workdir, "compare", "jaxclean against the AUM library and cleanlab", df,
-      [("AUROC against the known wrong labels", auroc),
+      [("AUROC against the known wrong labels", pivot("auroc", "method")),
+       ("Average precision", pivot("ap", "method")),
        ("Flagged set and estimated number of wrong labels", flags.astype(
            {"wrong_labels": int, "estimate": int, "flagged": int})),
-       ("Wall seconds of each pipeline (training included)", times, ".0f")],
+       ("Wall seconds of each pipeline (training included)", pivot("seconds", "pipeline"),
+        ".0f")],
       total.seconds, command,
-      notes=[f"Model {config.model.name} (default config, model.name=auto), "
+      notes=[f"Default config: model {config.model.name} (auto: the small CNN for these images), "
              f"{config.num_epochs} epochs, batch {config.batch_size}, SGD lr "
              f"{config.optimizer.lr} momentum {config.optimizer.momentum}, schedule "
              f"{config.optimizer.schedule}; the same recipe for every method.",
