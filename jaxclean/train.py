@@ -84,12 +84,17 @@ def _logits(state: TrainState, params, batch_stats, x, train: bool):
   return logits, updates["batch_stats"]
 
 
-def _members_at_once(params) -> int:
-  """How many ensemble members one vectorised pass computes: all of them (one vmap) on
-  accelerators; one at a time on CPU, where XLA runs a vmapped convolution (a grouped
-  convolution) about 5x slower per member than K plain ones."""
-  members = jax.tree.leaves(params)[0].shape[0]
-  return 1 if jax.default_backend() == "cpu" else members
+def map_members(fn: Callable, *trees):
+  """`fn` on each ensemble member's slice of `trees` (leading member axis), results stacked.
+
+  One vmap on accelerators; on CPU an unrolled loop, since XLA:CPU runs a vmapped
+  convolution (a grouped convolution) many times slower than plain ones.
+  """
+  if jax.default_backend() != "cpu":
+    return jax.vmap(fn)(*trees)
+  members = jax.tree.leaves(trees)[0].shape[0]
+  outs = [fn(*jax.tree.map(lambda a: a[k], trees)) for k in range(members)]
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
 
 def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: int,
@@ -119,8 +124,7 @@ def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: 
       return loss, (logits, new_stats, per_example)
 
     def loss_fn(params):  # members are independent: the sum's gradient is each member's own
-      losses, aux = jax.lax.map(lambda m: member_loss(*m), (params, state.batch_stats),
-                                batch_size=_members_at_once(params))
+      losses, aux = map_members(member_loss, params, state.batch_stats)
       return jnp.sum(losses), aux
 
     (_, (logits, new_stats, per_example)), grads = jax.value_and_grad(
@@ -155,8 +159,8 @@ def make_eval_step(mean: np.ndarray, std: np.ndarray, mesh, classes: int | None 
 
   def step(state, batch):
     x = (batch["image"].astype(jnp.float32) - mean) / std
-    logits, _ = jax.vmap(lambda p, s: _logits(state, p, s, x, train=False))(
-        state.params, state.batch_stats)
+    logits, _ = map_members(lambda p, s: _logits(state, p, s, x, train=False),
+                            state.params, state.batch_stats)
     logp = jnp.log(jnp.mean(jax.nn.softmax(logits[..., :classes]), axis=0))
     weight = batch["mask"].astype(jnp.float32)
     pred = jnp.argmax(logp, -1)

@@ -84,7 +84,7 @@ def test_default_run_is_quiet_and_ends_with_the_summary(tmp_path):
                      env=dict(os.environ, PYTHONUNBUFFERED="1"))  # as a terminal shows it
   assert r.returncode == 0, r.stdout[-3000:]
   # A redraw rewrites its line after a carriage return: keep what each line ends as.
-  lines = [l.rsplit("\r", 1)[-1] for l in r.stdout.splitlines()]
+  lines = [l.rsplit("\r", 1)[-1] for l in r.stdout.split("\n")]
   lines = [l for l in lines if l.strip()]
   assert len(lines) < 60, "\n".join(lines)
   assert not [l for l in lines if l.startswith(("I1", "W1", "INFO", "WARNING"))], lines

@@ -44,7 +44,7 @@ def predict_proba(state, images: np.ndarray, mean: np.ndarray, std: np.ndarray,
   @jax.jit
   def probs(variables, x):
     x = (x.astype(jnp.float32) - mean) / std
-    logits = jax.vmap(lambda v: state.apply_fn(v, x, train=False))(variables)
+    logits = train.map_members(lambda v: state.apply_fn(v, x, train=False), variables)
     return jnp.mean(jax.nn.softmax(logits, axis=-1), axis=0)  # the members' mean
 
   n = len(images)
