@@ -80,11 +80,12 @@ def test_default_run_is_quiet_and_ends_with_the_summary(tmp_path):
   """README's main command: under 60 lines (progress-bar redraws aside), the summary last."""
   r = subprocess.run([sys.executable, "-m", "jaxclean.main", "--config=configs/default.py",
                       f"--workdir={tmp_path}"], cwd=ROOT, stdout=subprocess.PIPE,
-                     stderr=subprocess.STDOUT, text=True, timeout=900,
+                     stderr=subprocess.STDOUT, timeout=900,
                      env=dict(os.environ, PYTHONUNBUFFERED="1"))  # as a terminal shows it
-  assert r.returncode == 0, r.stdout[-3000:]
+  out = r.stdout.decode()  # bytes: text mode would turn the redraws' "\r" into new lines
+  assert r.returncode == 0, out[-3000:]
   # A redraw rewrites its line after a carriage return: keep what each line ends as.
-  lines = [l.rsplit("\r", 1)[-1] for l in r.stdout.split("\n")]
+  lines = [l.rsplit("\r", 1)[-1] for l in out.split("\n")]
   lines = [l for l in lines if l.strip()]
   assert len(lines) < 60, "\n".join(lines)
   assert not [l for l in lines if l.startswith(("I1", "W1", "INFO", "WARNING"))], lines
