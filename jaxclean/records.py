@@ -147,8 +147,9 @@ def update_sharded(records: Records, index: jax.Array, logits: jax.Array, labels
   never indexed). The batch's index, logits, labels and mask, O(batch), reach
   every device (XLA all-gathers them where they are sharded); each device
   scatters only the rows it owns, so the O(N) records never cross devices.
-  Partitioning `update` over sharded records is left to XLA otherwise, which
-  gathers every field's rows across devices: several times the collectives.
+  Plain `update` on sharded records, partitioned by XLA, moves no O(N) data
+  either but compiles to 31 collectives against these 4 and takes 2-3x as long
+  (benchmarks/README.md, "Records at scale").
   """
 
   def local(rec, index, logits, labels, mask, count_aum):
