@@ -16,13 +16,23 @@ that load from other processes cancels out as far as it can):
    with prefetch, with and without `record_dynamics`.
 3. the JAX step (no recording) against the same CNN and optimizer in PyTorch,
    NCHW and channels_last, interleaved (only if `import torch` works).
+4. (`--sections models`, not in the default set) every model's train step, with
+   recording, compiled with jaxlib's XLA:CPU default and with jaxclean's
+   (`jaxclean.xla_defaults`, passed as a compile option), in one process,
+   interleaved; run it with JAXCLEAN_XLA_DEFAULTS=0 so that the process
+   itself has jaxlib's default.
 
 Fashion-MNIST comes from /usr/share/datasets/fashion-mnist when present, else
 random uint8 images of its shape. `--xla_flags`, `--cpus` and the thread count
 need a fresh process: the script sets them before it imports JAX, and
 `--sweep` runs each variant of section 3 in a subprocess and prints a table.
+Like `python -m jaxclean.main`, the script adds jaxclean's XLA:CPU flag where
+`jaxclean.xla_defaults` wants it (x86 without AVX-512, or
+JAXCLEAN_XLA_DEFAULTS=1; never when XLA_FLAGS, with `--xla_flags`, mentions
+ynn, or with JAXCLEAN_XLA_DEFAULTS=0); the header says whether it did.
 
-The last line of a run with section 1 is `recording overhead: X.X %`.
+The last lines are `recording overhead: X.X %` when section 1 ran, then
+`jax/torch step ratio: R` when section 3 ran.
 """
 
 from __future__ import annotations
@@ -45,12 +55,16 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 JSON_PREFIX = "JSON "
 
 # (name, extra arguments, extra environment) for --sweep; each runs section 3 in a fresh process.
+NO_FLAG, FLAG = {"JAXCLEAN_XLA_DEFAULTS": "0"}, {"JAXCLEAN_XLA_DEFAULTS": "1"}
 SWEEP = [
-    ("baseline (slice pool, f32)", [], {}),
+    ("baseline: as python -m jaxclean.main here", [], {}),
+    ("jaxlib's default: YNNPACK convolutions too", [], NO_FLAG),
+    ("YNNPACK dots only (Eigen convs)", [], FLAG),
+    ("conv: kernel grad as im2col dot, jaxlib's default", ["--conv", "im2col_grad"], NO_FLAG),
     ("pool: nn.max_pool", ["--pool", "reduce_window"], {}),
     ("pool: reshape + max", ["--pool", "reshape"], {}),
     ("conv: im2col + dot", ["--conv", "im2col"], {}),
-    ("conv: kernel grad as im2col dot", ["--conv", "im2col_grad"], {}),
+    ("conv: kernel grad as im2col dot, YNNPACK dots only", ["--conv", "im2col_grad"], FLAG),
     ("bfloat16 compute", ["--dtype", "bfloat16"], {}),
     ("batch 64", ["--batch", "64"], {}),
     ("batch 128", ["--batch", "128"], {}),
@@ -60,8 +74,6 @@ SWEEP = [
     ("xla_cpu_use_thunk_runtime=false", ["--xla_flags=--xla_cpu_use_thunk_runtime=false"], {}),
     ("xla_cpu_enable_fast_math=true", ["--xla_flags=--xla_cpu_enable_fast_math=true"], {}),
     ("YNNPACK off (Eigen convs/dots)", ["--xla_flags=--xla_cpu_experimental_ynn_fusion_type="], {}),
-    ("YNNPACK dots only (Eigen convs)",
-     ["--xla_flags=--xla_cpu_experimental_ynn_fusion_type=individual_dot"], {}),
     ("xla_cpu_use_onednn=true", ["--xla_flags=--xla_cpu_use_onednn=true"], {}),
     ("OPENBLAS_CORETYPE=Haswell", [], {"OPENBLAS_CORETYPE": "Haswell"}),
     ("OMP_WAIT_POLICY=PASSIVE (torch threads sleep)", [], {"OMP_WAIT_POLICY": "PASSIVE"}),
@@ -72,7 +84,7 @@ def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--sections", default="overhead,fit,torch",
-                 help="comma list of overhead, fit, torch (default: all)")
+                 help="comma list of overhead, fit, torch, models (default: the first three)")
   p.add_argument("--batch", type=int, default=256)
   p.add_argument("--steps", type=int, default=60, help="timed A/B pairs for the overhead")
   p.add_argument("--warmup", type=int, default=3, help="untimed steps of each variant first")
@@ -101,23 +113,32 @@ def parse_args(argv=None):
                  help="comma list of substrings: run only the sweep variants whose name has one")
   p.add_argument("--sweep_cpus", default="",
                  help="pin every sweep variant to these CPUs (e.g. 0: one core, one thread each)")
+  p.add_argument("--models", default="cnn,resnet32,preact_resnet18",
+                 help="comma list of models for section 4")
+  p.add_argument("--model_batch", type=int, default=64, help="batch size of section 4")
+  p.add_argument("--model_steps", type=int, default=5, help="timed rounds of section 4")
   p.add_argument("--json", action="store_true", help="also print results as one JSON line")
   args = p.parse_args(argv)
   args.sections = [s for s in args.sections.split(",") if s]
-  unknown = set(args.sections) - {"overhead", "fit", "torch"}
+  unknown = set(args.sections) - {"overhead", "fit", "torch", "models"}
   if unknown:
     p.error(f"unknown sections {sorted(unknown)}")
   return args
 
 
 def setup_process(args):
-  """CPU pinning and XLA flags: both must happen before JAX (or torch) starts."""
-  if "jax" in sys.modules and (args.xla_flags or args.cpus):
-    raise RuntimeError("--xla_flags and --cpus need a process in which JAX has not started")
+  """CPU pinning and XLA flags, jaxclean's default as `jaxclean.main` adds it: all must
+  happen before JAX (or torch) starts. Returns whether the default was added (None for
+  --sweep, whose variants each decide in their own process)."""
+  from jaxclean import xla_defaults
+  if "jax" in sys.modules:
+    raise RuntimeError("overhead.py sets XLA flags: it needs a process in which JAX has "
+                       "not started")
   if args.cpus:
     os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
   if args.xla_flags:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
+  return None if args.sweep else xla_defaults.apply()
 
 
 def cores() -> int:
@@ -136,8 +157,9 @@ def have_torch() -> bool:
   return True
 
 
-def header(args):
+def header(args, default_added):
   import jax
+  from jaxclean import xla_defaults
   import jaxlib
   import flax
   lines = [f"command: {shlex.join(['python', 'benchmarks/overhead.py'] + sys.argv[1:])}",
@@ -156,6 +178,11 @@ def header(args):
   env = {k: v for k, v in os.environ.items()
          if k.startswith(("OPENBLAS", "OMP_", "MKL_", "XLA_FLAGS", "KMP_"))}
   lines.append(f"environment: {env or 'no OPENBLAS_/OMP_/MKL_/KMP_ variables, no XLA_FLAGS'}")
+  lines.append("jaxclean's XLA default: " + {
+      True: f"{xla_defaults.FLAG} added (as python -m jaxclean.main does here; "
+      "JAXCLEAN_XLA_DEFAULTS=0 leaves it out)",
+      False: "no flag added (as python -m jaxclean.main here; JAXCLEAN_XLA_DEFAULTS=1 adds it)",
+      None: "each variant's own, as python -m jaxclean.main"}[default_added])
   return "\n".join(lines)
 
 
@@ -323,18 +350,21 @@ def make_model(pool="slices", conv="lax", dtype="float32"):
 
 
 class JaxStep:
-  """One compiled train step with its own state and records, on a one-device mesh like `fit`."""
+  """One compiled train step with its own state and records, on a one-device mesh like `fit`;
+  `compiler_options` are XLA options for this compilation only."""
 
-  def __init__(self, config, model, mean, std, spe, record, n, mesh, batch0):
+  def __init__(self, config, model, mean, std, spe, record, n, mesh, batch0,
+               compiler_options=None):
     import jax
     import jax.numpy as jnp
     from jaxclean import parallel, train
-    state = train.create_train_state(config, model, (28, 28, 1), spe)
-    self.state, self.records, self.key = parallel.replicate(
-        (state, train.init_records(n, config.ensemble), jax.random.key(1)), mesh)
+    state = train.create_train_state(config, model, batch0["image"].shape[1:], spe)
+    self.state, self.key = parallel.replicate((state, jax.random.key(1)), mesh)
+    self.records = train.init_records(n, config.ensemble, mesh)
     fn = train.make_train_step(config, mean, std, spe, record)
     t = time.perf_counter()
-    self.compiled = fn.lower(self.state, self.records, batch0, self.key).compile()
+    self.compiled = fn.lower(self.state, self.records, batch0, self.key).compile(
+        compiler_options)
     self.compile_s = time.perf_counter() - t
 
   def __call__(self, batch):
@@ -647,11 +677,60 @@ def section_torch(args, data, out):
   out["torch"] = res
 
 
+# ----------------------------------------------------------------------------- section 4
+
+# jaxclean.xla_defaults.FLAG as a compile option (the enum's full name).
+YNN_DOTS_ONLY = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
+def section_models(args, out):
+  import jax
+  import numpy as np
+  from jaxclean import parallel
+  from jaxclean.data import pipeline
+  from jaxclean.models import get_model
+  if "ynn" in os.environ.get("XLA_FLAGS", "").lower():
+    raise SystemExit("section models compares jaxlib's XLA:CPU default with jaxclean's: run it "
+                     "with JAXCLEAN_XLA_DEFAULTS=0 and no ynn flag in XLA_FLAGS")
+  b = args.model_batch
+  mesh = parallel.make_mesh(1)
+  print(f"\n== 4. train step (with recording) per model, batch {b}: jaxlib's XLA:CPU default "
+        f"vs jaxclean's ({YNN_DOTS_ONLY}), {args.model_steps} interleaved rounds; {load_text()}")
+  out["models"] = {}
+  for name in args.models.split(","):
+    shape = (28, 28, 1) if name in ("mlp", "cnn") else (32, 32, 3)
+    rng = np.random.default_rng(0)
+    n = 8 * b
+    images = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+    labels = rng.integers(0, 10, n).astype(np.int32)
+    config = base_config(b)
+    config.model.name = name
+    if shape[-1] == 3:  # the AUM recipe's augmentation
+      config.augment.crop, config.augment.flip = 4, True
+    mean, std = np.full(shape[-1], 128, np.float32), np.full(shape[-1], 64, np.float32)
+    batches = device_batches(images, labels, b, 2, mesh)
+    with jax.set_mesh(mesh):
+      steps = [JaxStep(config, get_model(name, 10), mean, std, pipeline.steps_per_epoch(n, b),
+                       True, n, mesh, batches[0], options) for options in (None, YNN_DOTS_ONLY)]
+      for _ in range(args.warmup):
+        for f in steps:
+          f(batches[0])
+      t_lib, t_ours = interleaved(steps, args.model_steps, batches)
+    res = dict(batch=b, jaxlib=summary(t_lib), jaxclean=summary(t_ours),
+               ratio=paired(t_ours, t_lib)[0], ratio_iqr=paired(t_ours, t_lib)[1:],
+               compile_s=dict(jaxlib=steps[0].compile_s, jaxclean=steps[1].compile_s))
+    print(f"{name:16s} jaxlib's default {res['jaxlib']['median_ms']:8.1f} ms, jaxclean's "
+          f"{res['jaxclean']['median_ms']:8.1f} ms median; paired ratio jaxclean/jaxlib "
+          f"{res['ratio']:.2f} (IQR {res['ratio_iqr'][0]:.2f}-{res['ratio_iqr'][1]:.2f}); compile {steps[0].compile_s:.1f} s vs {steps[1].compile_s:.1f} s;"
+          f" {load_text()}", flush=True)
+    out["models"][name] = res
+
+
 # ----------------------------------------------------------------------------- sweep
 
 
-def run_sweep(args):
-  print(header(args))
+def run_sweep(args, default_added):
+  print(header(args, default_added))
   print(f"\n== sweep: section 3 per variant, each in a fresh process, {args.sweep_steps} "
         f"interleaved rounds (JAX, PyTorch NCHW, PyTorch channels_last); ratio = median of "
         f"paired JAX/PyTorch step times, < 1 means JAX is faster", flush=True)
@@ -697,11 +776,11 @@ def run_sweep(args):
 
 def main(argv=None):
   args = parse_args(argv)
-  setup_process(args)
+  default_added = setup_process(args)
   if args.sweep:
-    run_sweep(args)
+    run_sweep(args, default_added)
     return
-  print(header(args), flush=True)
+  print(header(args, default_added), flush=True)
   data = load_data(args)
   print(f"data: {data[4]}; mean {float(data[2][0]):.2f}, std {float(data[3][0]):.2f}")
   out = {}
@@ -711,6 +790,8 @@ def main(argv=None):
     section_fit(args, data, out)
   if "torch" in args.sections:
     section_torch(args, data, out)
+  if "models" in args.sections:
+    section_models(args, out)
   if args.json:
     print(JSON_PREFIX + json.dumps(out))
   if "overhead" in out:
@@ -718,6 +799,8 @@ def main(argv=None):
     print(f"\nsummary: step {o['plain']['median_ms']:.1f} ms without recording, "
           f"{o['rec']['median_ms']:.1f} ms with, N = {o['n']}, batch {o['batch']}")
     print(f"recording overhead: {o['overhead_pct']:.1f} %")
+  if "torch" in out:
+    print(f"jax/torch step ratio: {out['torch']['ratio']:.2f}")
 
 
 if __name__ == "__main__":

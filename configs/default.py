@@ -52,6 +52,7 @@ def get_config():
   c.clean.retrain = dict(num_epochs=config_dict.placeholder(int),
                          batch_size=config_dict.placeholder(int))
   c.num_devices = 0  # 0 = every device
+  c.shard_records = False  # split the records over the devices (N / D rows each) instead of copies
   c.checkpoint = dict(every_steps=0, keep=3)  # also saved at the end of every epoch
   c.eval_every_epochs = 1  # 0: only after the last epoch (always evaluated)
   c.log_every_steps = 20

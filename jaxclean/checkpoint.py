@@ -69,11 +69,19 @@ class Checkpointer:
         self.manager.save(step, args=ocp.args.StandardSave(tree), force=True)
 
   def restore(self, target):
-    """(step, tree) of the newest readable checkpoint shaped like `target`, or None."""
+    """(step, tree) of the newest readable checkpoint shaped like `target`, or None.
+
+    Arrays come back with `target`'s sharding, and not strictly of the saved
+    shape: records sharded over the devices are padded up to a multiple of
+    the device count, and a run may resume on other devices or layouts, so the
+    zero pad rows (never indexed) are added or cut. Every other shape follows
+    from the run's identity, checked before anything is restored.
+    """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     for step in sorted(self.manager.all_steps(), reverse=True):
       try:
-        return step, self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        return step, self.manager.restore(
+            step, args=ocp.args.StandardRestore(abstract, strict=False))
       except Exception as e:  # orbax raises several types for unreadable data
         self.unreadable.add(step)
         logging.warning("checkpoint at step %d in %s is unreadable (%s: %s); "

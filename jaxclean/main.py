@@ -5,15 +5,19 @@ multi-process runs pass `--distributed` (on TPU pods and SLURM/GPU clusters
 JAX finds the cluster itself) or the explicit coordinator flags. Bad input
 (a setting, a data set, a file) ends with one line on stderr and exit status 2.
 Library INFO logs are off unless asked for with `--verbosity=0` (or higher).
+On x86 CPUs without AVX-512 it adds an XLA flag before JAX starts
+(`jaxclean.xla_defaults`: YNNPACK for dots only, 2.4x faster CNN steps on
+AMD Zen 3) unless XLA_FLAGS mentions ynn or JAXCLEAN_XLA_DEFAULTS=0.
 """
 
+import os
 import sys
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxclean import checks, protocol
+from jaxclean import checks, protocol, xla_defaults
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
                                           lock_config=True)
@@ -29,6 +33,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  added = xla_defaults.apply()  # before the first JAX computation starts a backend
   if not flags.FLAGS["verbosity"].present:  # library INFO logs (orbax, JAX) only when asked
     logging.set_verbosity(logging.WARNING)
     # orbax warns when an epoch ends before the last epoch's asynchronous save did: harmless.
@@ -40,6 +45,9 @@ def main(argv):
                                process_id=_PROCESS_ID.value)
   logging.info("process %d of %d, %d devices", jax.process_index(), jax.process_count(),
                jax.device_count())
+  logging.info("XLA_FLAGS=%r%s", os.environ.get("XLA_FLAGS", ""),
+               f" ({xla_defaults.FLAG} added; {xla_defaults.ENV}=0 leaves XLA_FLAGS alone)"
+               if added else "")
   try:
     protocol.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except checks.InputError as e:

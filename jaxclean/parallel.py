@@ -1,8 +1,9 @@
 """The ("data",) device mesh and moving host data onto it.
 
 Every process feeds only its own rows of each global batch
-(`jax.make_array_from_process_local_data`); parameters and per-example records
-are replicated. The mesh axis is `Auto`, so XLA's partitioner inserts the
+(`jax.make_array_from_process_local_data`); parameters are replicated, and
+per-example records either replicated or split over the devices
+(`record_sharding`). The mesh axis is `Auto`, so XLA's partitioner inserts the
 gradient all-reduce that `pmap` users wrote as `lax.pmean(grads, "batch")`.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 
@@ -30,6 +32,16 @@ def batch_sharding(mesh) -> NamedSharding:
 
 def replicated(mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
+
+
+def record_sharding(mesh, shard: bool) -> NamedSharding:
+  """Records (members, N): replicated, or each device holding N / D rows of every member."""
+  return NamedSharding(mesh, P(None, "data") if shard else P())
+
+
+def record_rows(num_examples: int, mesh, shard: bool) -> int:
+  """Rows to allocate: sharded records are padded up to a multiple of the device count."""
+  return -(-num_examples // mesh.size) * mesh.size if shard else num_examples
 
 
 def local_rows(global_batch: int, mesh) -> slice:
@@ -66,5 +78,17 @@ def replicate(tree, mesh):
 
 
 def fetch(tree):
-  """Host numpy copy of replicated arrays, on every process."""
-  return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)
+  """Host numpy copy of whole arrays, replicated or sharded, on every process.
+
+  Sharded arrays are assembled from their shards on the host (one process) or
+  gathered across processes, which is a collective: every process must call it.
+  """
+
+  def get(a):
+    if a.is_fully_replicated:
+      return np.asarray(a.addressable_data(0))
+    if a.is_fully_addressable:
+      return np.asarray(a)
+    return multihost_utils.process_allgather(a, tiled=True)
+
+  return jax.tree.map(get, tree)

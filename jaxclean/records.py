@@ -4,7 +4,9 @@
 number of epochs. `update` takes the logits a train step already computed and
 scatters the new statistics into the rows named by the batch's example
 indices; padding rows (mask False) are sent out of bounds and dropped, so they
-never touch a record. Scores are read off the records in `jaxclean.scores`.
+never touch a record. `update_sharded` does the same for records split over
+the devices of a mesh axis, each device holding N / D of the rows. Scores are
+read off the records in `jaxclean.scores`.
 
 Byte budget per example (see `BYTES_PER_EXAMPLE`):
   margin_sum f32   sum of margins over presentations from epoch `skip_epochs` on (AUM)
@@ -25,6 +27,7 @@ from __future__ import annotations
 import flax.struct
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
 
 @flax.struct.dataclass
@@ -131,3 +134,29 @@ def update(records: Records, index: jax.Array, logits: jax.Array,
       correct=put(records.correct, jnp.where(mask, d["correct"], was_correct)),
       learned=put(records.learned, learned | d["correct"]),
   )
+
+
+def update_sharded(records: Records, index: jax.Array, logits: jax.Array, labels: jax.Array,
+                   mask: jax.Array, count_aum: jax.Array | bool = True,
+                   axis_name: str = "data") -> Records:
+  """`update` for records whose rows are split in contiguous blocks over mesh axis `axis_name`.
+
+  Call inside `jax.jit` under `jax.set_mesh`, with records placed as
+  `NamedSharding(mesh, P(axis_name))` (`P(None, axis_name)` under a member
+  `vmap`) and a row count that is a multiple of the axis size (pad rows are
+  never indexed). The batch's index, logits, labels and mask, O(batch), reach
+  every device (XLA all-gathers them where they are sharded); each device
+  scatters only the rows it owns, so the O(N) records never cross devices.
+  Plain `update` on sharded records, partitioned by XLA, moves no O(N) data
+  either but compiles to 31 collectives against these 4 and takes 2-3x as long
+  (benchmarks/README.md, "Records at scale").
+  """
+
+  def local(rec, index, logits, labels, mask, count_aum):
+    start = jax.lax.axis_index(axis_name) * rec.num_examples
+    own = mask & (index >= start) & (index < start + rec.num_examples)
+    return update(rec, index - start, logits, labels, own, count_aum)
+
+  return jax.shard_map(local, in_specs=(P(axis_name), P(), P(), P(), P(), P()),
+                       out_specs=P(axis_name))(records, index, logits, labels, mask,
+                                               jnp.asarray(count_aum, jnp.bool_))

@@ -1,7 +1,8 @@
 """The trainer: train state, the jitted train and eval steps, `evaluate` and `fit`.
 
 The train step is one jitted function over a ("data",) mesh: the batch is
-sharded, parameters and records are replicated, and the records are updated
+sharded, parameters are replicated, records are replicated or (with
+`config.shard_records`) split over the devices, and the records are updated
 in place (donated) from the logits the step already computed. An ensemble of
 `config.ensemble` members trains in the same step: every parameter, batch
 statistic and record carries a leading member axis, and the members are
@@ -38,7 +39,7 @@ from jaxclean.optim import make_optimizer
 # Settings that change neither the model nor its records: a run may resume with others.
 RESUMABLE_KEYS = ("progress", "log_every_steps", "checkpoint", "num_devices", "trajectories",
                   "eval_every_epochs", "clean", "report", "data.cache_dir", "data.data_dir",
-                  "exp")
+                  "exp", "shard_records")
 
 
 class TrainState(train_state.TrainState):
@@ -67,9 +68,21 @@ def create_train_state(config, model, input_shape: tuple[int, ...],
                            tx=make_optimizer(config, steps_per_epoch))
 
 
-def init_records(num_examples: int, members: int) -> records_lib.Records:
-  """Empty records with a leading member axis."""
-  return jax.vmap(lambda _: records_lib.init(num_examples))(jnp.arange(members))
+def init_records(num_examples: int, members: int, mesh, shard: bool = False
+                 ) -> records_lib.Records:
+  """Empty records with a leading member axis, made in place on `mesh`.
+
+  Replicated, or (`shard`) split over the "data" axis with the example axis
+  padded up to a multiple of the device count (`parallel.record_rows`).
+  """
+  rows = parallel.record_rows(num_examples, mesh, shard)
+  make = lambda: jax.vmap(lambda _: records_lib.init(rows))(jnp.arange(members))
+  return jax.jit(make, out_shardings=parallel.record_sharding(mesh, shard))()
+
+
+def host_records(records: records_lib.Records, num_examples: int) -> records_lib.Records:
+  """Host copy of the first `num_examples` rows (less the padding of sharded records)."""
+  return jax.tree.map(lambda a: a[..., :num_examples], parallel.fetch(records))
 
 
 def _logits(state: TrainState, params, batch_stats, x, train: bool):
@@ -106,9 +119,12 @@ def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: 
   averaged over the ensemble's members. With `margin_classes`, the outputs past
   it (the threshold copies' extra class) are left out of the records of
   examples labelled with a real class: their margin is among the real classes.
+  With `config.shard_records` the records must be placed as `init_records(...,
+  shard=True)` and the step called under `jax.set_mesh`.
   """
   crop, flip = config.augment.crop, config.augment.flip
   skip = config.aum.skip_epochs
+  update = records_lib.update_sharded if config.shard_records else records_lib.update
 
   def step(state, records, batch, key):
     key = jax.random.fold_in(key, state.step)
@@ -136,7 +152,7 @@ def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: 
         extra = jnp.arange(logits.shape[-1]) >= margin_classes
         seen = jnp.where(extra & (labels < margin_classes)[:, None], -1e9, logits)  # finite:
         # -inf would make NaN of the one-hot products in `records.dynamics`
-      records = jax.vmap(records_lib.update, in_axes=(0, None, 0, None, None, None))(
+      records = jax.vmap(update, in_axes=(0, None, 0, None, None, None))(
           records, batch["index"], seen, labels, mask, count_aum)
     members = logits.shape[0]
     metrics = dict(loss=jnp.sum(per_example * weight) / members,
@@ -252,12 +268,11 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   model = get_model(config.model.name, num_classes, images.shape[1:],
                     **{k: v for k, v in config.model.items() if k != "name"})
   state = create_train_state(config, model, images.shape[1:], spe)
-  records = init_records(n, config.ensemble)
+  records = init_records(n, config.ensemble, mesh, config.shard_records)
   # Running (sum, count) metrics of the current epoch, checkpointed with the state
   # so that an epoch resumed mid-way still logs the whole epoch.
   zero_sums = parallel.replicate({k: np.float32(0) for k in ("loss", "correct", "count")}, mesh)
-  state, records, step_key = parallel.replicate(
-      (state, records, rng.key(config.seed, "augment")), mesh)
+  state, step_key = parallel.replicate((state, rng.key(config.seed, "augment")), mesh)
   history_path = os.path.join(workdir, "history.csv")
   history = pd.read_csv(history_path).to_dict("records") if os.path.exists(history_path) else []
   start, tree, history = _restore(ckpt, dict(state=state, records=records, sums=zero_sums),
@@ -280,14 +295,17 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
           eval_step, state, test.images, test.labels, bs, mesh)
     history.append(row)
     logging.info("epoch %d: %s", epoch, row)
+    # On every process: fetching records sharded over processes is a collective.
+    host = (host_records(records, n) if config.trajectories and config.record_dynamics
+            else None)
     if show and "test_accuracy" in row:  # one line per evaluated epoch, above the bar
       tqdm.tqdm.write(f"epoch {epoch + 1}/{config.num_epochs}: train loss "
                       f"{row['train_loss']:.4f}, accuracy {row['train_accuracy']:.4f}; test "
                       f"accuracy {row['test_accuracy']:.4f} ({row['seconds']:.1f} s)")
     if jax.process_index() == 0:  # logs first: a restart drops rows past its checkpoint
       outputs.write_table(history_path, pd.DataFrame(history))
-      if config.trajectories and config.record_dynamics:
-        trajectories.write(workdir, epoch, parallel.fetch(records))
+      if host is not None:
+        trajectories.write(workdir, epoch, host)
 
   bar = tqdm.tqdm(total=total_steps, initial=start, disable=not show, unit="step",
                   dynamic_ncols=True, leave=False)
@@ -315,5 +333,5 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   bar.close()
   ckpt.close()
   return FitResult(state=state,
-                   records=parallel.fetch(records) if config.record_dynamics else None,
+                   records=host_records(records, n) if config.record_dynamics else None,
                    history=pd.DataFrame(history))

@@ -1,9 +1,14 @@
-"""Smoke run of benchmarks/overhead.py: a few tiny steps, and the last line's format."""
+"""Smoke runs of benchmarks/overhead.py (a few tiny steps, the last line's format) and
+a syntax check of benchmarks/accelerator.sh."""
 
 import os
 import re
 import subprocess
 import sys
+
+import pytest
+
+from jaxclean import xla_defaults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,3 +39,21 @@ def test_end_to_end_smoke():
   lines = proc.stdout.strip().splitlines()
   assert re.fullmatch(r"end-to-end wall-time ratio jax/torch: \d+\.\d\d", lines[-1]), lines[-3:]
   assert re.search(r"AUROC of -AUM .*: jax 0\.\d{4}, torch 0\.\d{4}", proc.stdout)
+
+
+def test_torch_section_takes_the_cli_flag_and_ends_with_the_ratio():
+  pytest.importorskip("torch")
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAXCLEAN_XLA_DEFAULTS")}
+  cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "overhead.py"), "--sections", "torch",
+         "--torch_steps", "1", "--warmup", "1", "--batch", "8", "--num_examples", "100",
+         "--data", "random"]
+  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = proc.stdout.strip().splitlines()
+  assert re.fullmatch(r"jax/torch step ratio: \d+\.\d\d", lines[-1]), lines[-3:]
+  added = f"jaxclean's XLA default: {xla_defaults.FLAG} added" in proc.stdout
+  assert added == xla_defaults.wanted(env)
+
+
+def test_accelerator_script_parses():
+  subprocess.run(["bash", "-n", os.path.join(ROOT, "benchmarks", "accelerator.sh")], check=True)

@@ -1,13 +1,17 @@
 """The CLI under `jax.distributed`: 2 processes x 2 CPU devices against 1 device.
 
-One 2-process run of the default digits config (10 epochs, AUM from epoch 0,
-every epoch-end checkpoint kept) is launched through `tests/multihost_worker.py`,
-which runs `python -m jaxclean.main` unchanged and logs each process's file
-writes. While it runs, the same config trains in this process on one device.
+One 2-process run of the default digits config (the first 1498 training
+examples, 10 epochs, AUM from epoch 0, every epoch-end checkpoint kept) is
+launched through `tests/multihost_worker.py`, which runs `python -m
+jaxclean.main` unchanged and logs each process's file writes. That run shards
+its records over the 4 devices (1500 rows with 2 pad rows; fetching them for
+scores and per-epoch trajectories gathers across processes). While it runs,
+the same config trains in this process on one device, records replicated.
 Checks:
   * both processes exit 0 and see 2 processes x 4 devices;
   * the records after one epoch (the step-24 checkpoint, written jointly by
-    both processes) equal the 1-device records, field by field, and so do the
+    both processes, less its pad rows) equal the 1-device records, field by
+    field, and so do the
     scores read off them (the scores.csv columns a 1-epoch run would write).
     That needs the gradient all-reduce to cross processes (gloo): with only
     local reduction the two processes' parameters would drift apart. Reading
@@ -35,14 +39,15 @@ from scipy import stats
 
 from jaxclean import records as records_lib
 from jaxclean import scores as scores_lib
-from jaxclean import protocol
+from jaxclean import protocol, trajectories
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "multihost_worker.py")
 NUM_PROCESSES, DEVICES_PER_PROCESS = 2, 2
-EPOCHS, STEPS_PER_EPOCH = 10, 24  # digits: 1500 training examples, batch 64
+EPOCHS, STEPS_PER_EPOCH, EXAMPLES = 10, 24, 1498  # digits' first 1498 training examples, batch 64
 TIMEOUT_S = 480  # the whole 2-process run; ~1.5-3 min on 2 (busy) cores
 OVERRIDES = dict(num_epochs=EPOCHS, progress=False, **{"aum.skip_epochs": 0,
+                 "data.train_size": EXAMPLES,
                  "checkpoint.keep": EPOCHS, "checkpoint.every_steps": 0})
 OUTPUTS = {"config.json", "scores.csv", "scores.parquet", "history.csv", "history.parquet",
            "detection.json"}
@@ -76,7 +81,8 @@ def _launch(workdir, logdir):
     cmd = [sys.executable, WORKER, os.path.join(logdir, f"writes{i}.json"), "--",
            "--config=configs/default.py", f"--workdir={workdir}",
            f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={NUM_PROCESSES}",
-           f"--process_id={i}", "--verbosity=0"] + [f"--config.{k}={v}" for k, v in OVERRIDES.items()]
+           f"--process_id={i}", "--verbosity=0", "--config.shard_records=True",
+           "--config.trajectories=True"] + [f"--config.{k}={v}" for k, v in OVERRIDES.items()]
     log = open(os.path.join(logdir, f"process{i}.log"), "w")
     procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True))
@@ -149,18 +155,21 @@ def test_both_processes_exit_zero(runs):
             f"{NUM_PROCESSES * DEVICES_PER_PROCESS} devices") in log
 
 
-def _checkpointed_records(workdir, step) -> records_lib.Records:
+def _checkpointed_records(workdir, step, rows=EXAMPLES) -> records_lib.Records:
+  """The records of a checkpoint, whose first `rows` rows are examples and the rest padding."""
   path = os.path.join(workdir, "checkpoints", str(step), "default")
   ckpt = ocp.PyTreeCheckpointer()
   meta = ckpt.metadata(path).item_metadata.tree
   restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), meta)
   tree = ckpt.restore(path, args=ocp.args.PyTreeRestore(restore_args=restore_args))
-  return records_lib.Records(**tree["records"])
+  assert all(a.shape[-1] == rows for a in tree["records"].values())
+  assert not any(a[..., EXAMPLES:].any() for a in tree["records"].values())  # pad rows untouched
+  return records_lib.Records(**{k: a[..., :EXAMPLES] for k, a in tree["records"].items()})
 
 
 def test_records_after_one_epoch_match_one_device(runs):
   assert runs["codes"] == [0] * NUM_PROCESSES, _logs(runs)
-  two = _checkpointed_records(runs["two"], STEPS_PER_EPOCH)
+  two = _checkpointed_records(runs["two"], STEPS_PER_EPOCH, rows=1500)  # sharded over 4
   one = _checkpointed_records(runs["one"], STEPS_PER_EPOCH)
   assert (np.asarray(one.seen) == 1).all()  # one epoch: every example seen once
   for name in records_lib.Records.__dataclass_fields__:
@@ -181,6 +190,10 @@ def test_final_aum_ranks_like_one_device(runs):
   one = runs["reference"]["scores"]
   np.testing.assert_array_equal(two["index"], one["index"])
   np.testing.assert_array_equal(two["given_label"], one["given_label"])
+  # The last epoch's trajectory, gathered from both processes' shards, is scores.csv's margin.
+  margin = trajectories.read(str(runs["two"]), "margin")
+  assert margin.shape == (EPOCHS, 1, EXAMPLES)
+  np.testing.assert_allclose(margin[-1, 0], two["margin"], rtol=1e-6)
   rho = stats.spearmanr(two["aum"], one["aum"]).statistic
   print(f"Spearman AUM 2x2 devices vs 1 device after {EPOCHS} epochs: {rho:.5f}; "
         f"max |diff| {np.abs(two['aum'] - one['aum']).max():.2e}")
