@@ -25,8 +25,8 @@ def get_config():
   c.progress = False
   c.num_devices = 1
   c.exp = dict(results_dir="experiments/results/compare",
-               noise=(("uniform", 0.2), ("uniform", 0.4), ("asymmetric", 0.2),
-                      ("asymmetric", 0.4)),
+               noise=(("uniform", 0.2), ("asymmetric", 0.4), ("uniform", 0.4),
+                      ("asymmetric", 0.2)),
                # ensemble > 1 adds a row trained with that many members (K times the
                # arithmetic on a CPU); benchmarks/ensemble.py measures K on its own.
                cifar10n=("random1",), cifar10_size=10000, ensemble=1,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -87,14 +88,24 @@ def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
 
 
 def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
-  """One row per (setting, method); writes compare.csv/.md."""
+  """One row per (setting, method); compare.csv/.md are rewritten after every setting."""
   cases = settings.noise_settings(config.exp.noise) + [
       (f"CIFAR-10N {name}", {"data.name": "cifar10", "data.cifar10_labels": name,
                              "data.train_size": config.exp.cifar10_size, "noise.kind": "none"})
       for name in config.exp.cifar10n]
+  frames = []
   with settings.Timer() as total:
-    df = settings.for_each_setting(config, workdir, cases, _setting)
-  df["method"] = df["pipeline"] + " " + df["score"]
+    for case in cases:
+      frames.append(settings.for_each_setting(config, workdir, [case], _setting))
+      write_tables(config, workdir, pd.concat(frames, ignore_index=True),
+                   time.perf_counter() - total.start, command)
+  return pd.concat(frames, ignore_index=True)
+
+
+def write_tables(config, workdir: str, df: pd.DataFrame, seconds: float,
+                 command: str | None) -> None:
+  """compare.csv and compare.md from `run`'s rows."""
+  df = df.assign(method=df["pipeline"] + " " + df["score"])
   names = list(dict.fromkeys(df["setting"]))
 
   def pivot(value, column):
@@ -112,14 +123,13 @@ def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
            {"wrong_labels": int, "estimate": int, "flagged": int})),
        ("Wall seconds of each pipeline (training included)", pivot("seconds", "pipeline"),
         ".0f")],
-      total.seconds, command,
-      notes=[f"Default config: model {config.model.name} (auto: the small CNN for these images), "
-             f"{config.num_epochs} epochs, batch {config.batch_size}, SGD lr "
+      seconds, command,
+      notes=[f"Default config: model {config.model.name} (auto: the small CNN for these "
+             f"images), {config.num_epochs} epochs, batch {config.batch_size}, SGD lr "
              f"{config.optimizer.lr} momentum {config.optimizer.momentum}, schedule "
              f"{config.optimizer.schedule}; the same recipe for every method.",
              "jaxclean rows share one run (one time): every score comes from it.",
              f"Asymmetric noise pairs {config.noise.pairs} (source:target)."])
-  return df
 
 
 if __name__ == "__main__":

@@ -71,8 +71,8 @@ def check_config(config) -> None:
   c = config.clean
   _require(c.method in clean.METHODS,
            f"unknown clean.method {c.method!r}; valid: {', '.join(clean.METHODS)}")
-  _require(c.score in scores.SCORES,
-           f"unknown clean.score {c.score!r}; valid: {', '.join(scores.SCORES)}")
+  _require(c.score in scores.SUSPICIOUS_HIGH,
+           f"unknown clean.score {c.score!r}; valid: {', '.join(scores.SUSPICIOUS_HIGH)}")
   _require(0 <= c.fraction <= 1, f"clean.fraction must be in [0, 1], got {c.fraction}")
   _require(c.method != "aum_threshold" or config.aum.threshold_samples != "none",
            "clean.method=aum_threshold needs aum.threshold_samples=two_runs or copies")

@@ -39,8 +39,9 @@ def removal(method: str, scores: pd.DataFrame, flagged: dict | None,
     raise ValueError(f"cannot remove {k} of {n} examples")
   mask = np.zeros(n, bool)
   if method == "score":
-    if score not in scores_lib.SCORES or score not in scores:
-      raise ValueError(f"unknown or unrecorded score {score!r}; valid: {list(scores_lib.SCORES)}")
+    if score not in scores_lib.SUSPICIOUS_HIGH or score not in scores:
+      raise ValueError(f"unknown or unrecorded score {score!r}; "
+                       f"valid: {list(scores_lib.SUSPICIOUS_HIGH)}")
     mask[np.argsort(-scores_lib.suspicion(score, scores[score].to_numpy()), kind="stable")[:k]] = True
   elif method == "random":
     mask[rng.numpy(seed, "removal").permutation(n)[:k]] = True

@@ -126,6 +126,7 @@ def score_table(recorded: Recorded, labels: np.ndarray, is_noisy: np.ndarray | N
     values = scores_lib.ensemble_scores(recorded.records)
     for name in scores_lib.SCORES:
       df[name] = np.asarray(values[name])
+    df["combined"] = np.asarray(scores_lib.combined(values["aum"], values["el2n"], labels))
   if is_noisy is not None:
     df["is_noisy"] = is_noisy
   return df
@@ -167,7 +168,7 @@ def retrain(config, ds: data_lib.Dataset, labels: np.ndarray, keep: np.ndarray, 
 
 def detection_table(df: pd.DataFrame, is_noisy: np.ndarray | None) -> pd.DataFrame | None:
   """Quality of every recorded score against the known wrong labels (None if unknown)."""
-  names = [s for s in scores_lib.SCORES if s in df]
+  names = [s for s in scores_lib.SUSPICIOUS_HIGH if s in df]
   if is_noisy is None or not names or not 0 < is_noisy.sum() < len(is_noisy):
     return None
   return quality.table({k: df[k].to_numpy() for k in names}, is_noisy)

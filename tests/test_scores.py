@@ -32,13 +32,6 @@ def reference(history: np.ndarray, labels: np.ndarray, skip: int) -> dict:
     out["confidence"][i] = np.mean(probs)
     out["variability"][i] = np.std(probs)
     out["loss"][i] = -np.log(probs[-1])
-
-  def percentile_rank(v):
-    ranks = np.empty(n)
-    ranks[np.argsort(v, kind="stable")] = np.arange(n)
-    return ranks / max(n - 1, 1)
-
-  out["combined"] = 0.5 * (percentile_rank(-out["aum"]) + percentile_rank(out["el2n"]))
   return out
 
 
@@ -125,3 +118,22 @@ def test_bytes_per_example_within_budget():
   assert records_lib.BYTES_PER_EXAMPLE <= 32
   r = records_lib.init(1000)
   assert sum(a.nbytes for a in jax.tree.leaves(r)) == 1000 * records_lib.BYTES_PER_EXAMPLE
+
+
+def test_combined_matches_reference():
+  """Mean percentile rank of -AUM and of EL2N minus its mean within the given class."""
+  rng = np.random.default_rng(2)
+  n = 50
+  aum, el2n = rng.normal(size=n).astype(np.float32), rng.random(n).astype(np.float32)
+  labels = rng.integers(0, 4, n).astype(np.int32)
+
+  def percentile_rank(v):
+    ranks = np.empty(n)
+    ranks[np.argsort(v, kind="stable")] = np.arange(n)
+    return ranks / (n - 1)
+
+  class_mean = np.array([el2n[labels == c].mean() for c in range(4)])
+  want = 0.5 * (percentile_rank(-aum) + percentile_rank(el2n - class_mean[labels]))
+  got = np.asarray(scores.combined(jnp.asarray(aum), jnp.asarray(el2n), jnp.asarray(labels)))
+  np.testing.assert_allclose(got, want, atol=1e-6)
+  assert scores.SUSPICIOUS_HIGH["combined"]
