@@ -19,4 +19,8 @@ def digits_config():
   c = default.get_config()
   c.progress = False
   c.num_devices = 1
+  # Step counts and shapes in the tests assume batches of 64 and only the examples
+  # (no threshold copies); tests of the copies ask for them.
+  c.batch_size = 64
+  c.aum.threshold_samples = "none"
   return c

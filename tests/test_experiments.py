@@ -80,7 +80,7 @@ def test_detection(tmp_path):
 def test_cleanlab_pred_probs_are_out_of_sample_probabilities(tmp_path):
   from jaxclean import data as data_lib
   c = _tiny("detection")
-  c.num_epochs = 3
+  c.num_epochs = 6
   ds = data_lib.load(c.data)
   mean, std = ds.mean_std()
   probs = cleanlab_adapter.cross_val_pred_probs(c, ds.train.images, ds.train.labels, 10, mean,

@@ -46,7 +46,8 @@ WORKER = os.path.join(ROOT, "tests", "multihost_worker.py")
 NUM_PROCESSES, DEVICES_PER_PROCESS = 2, 2
 EPOCHS, STEPS_PER_EPOCH, EXAMPLES = 10, 24, 1498  # digits' first 1498 training examples, batch 64
 TIMEOUT_S = 480  # the whole 2-process run; ~1.5-3 min on 2 (busy) cores
-OVERRIDES = dict(num_epochs=EPOCHS, progress=False, **{"aum.skip_epochs": 0,
+OVERRIDES = dict(num_epochs=EPOCHS, progress=False, batch_size=64, **{
+                 "aum.skip_epochs": 0, "aum.threshold_samples": "none",
                  "data.train_size": EXAMPLES,
                  "checkpoint.keep": EPOCHS, "checkpoint.every_steps": 0})
 OUTPUTS = {"config.json", "scores.csv", "scores.parquet", "history.csv", "history.parquet",

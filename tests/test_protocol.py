@@ -25,11 +25,11 @@ def _parse(config_file, *overrides):
 def test_retrain_overrides_leave_the_detection_run_alone():
   c = _parse("configs/default.py", "--config.clean.retrain.num_epochs=5",
              "--config.clean.retrain.batch_size=32")
-  assert (c.num_epochs, c.batch_size) == (20, 64)
+  assert (c.num_epochs, c.batch_size) == (20, 128)
   r = protocol.retrain_config(c)
   assert (r.num_epochs, r.batch_size) == (5, 32) and r.aum.threshold_samples == "none"
   unset = protocol.retrain_config(_parse("configs/default.py", "--config.num_epochs=7"))
-  assert (unset.num_epochs, unset.batch_size) == (7, 64)  # unset: the detection run's
+  assert (unset.num_epochs, unset.batch_size) == (7, 128)  # unset: the detection run's
   e = _parse("configs/exp_detection.py", "--config.eval_every_epochs=3")
   assert e.num_epochs == 10  # eval_every_epochs no longer refers to num_epochs
 

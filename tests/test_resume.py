@@ -48,7 +48,8 @@ def _env() -> dict:
 def _start(workdir, log_path) -> subprocess.Popen:
   cmd = [sys.executable, "-m", "jaxclean.main", "--config=configs/default.py",
          f"--workdir={workdir}", f"--config.num_epochs={EPOCHS}", "--config.progress=False",
-         f"--config.checkpoint.every_steps={EVERY}", "--verbosity=0"]  # INFO logs: checked
+         f"--config.checkpoint.every_steps={EVERY}", "--config.batch_size=64",
+         "--config.aum.threshold_samples=none", "--verbosity=0"]  # INFO logs: checked
   with open(log_path, "w") as log:
     return subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)

@@ -17,7 +17,12 @@ COLUMNS = ["index", "given_label", "predicted_label", "forgetting", "aum", "marg
 
 
 def test_digits_detects_uniform_noise(digits_config, tmp_path):
+  from configs import default
+  d = default.get_config()  # the default run: its batch size and threshold copies
+  digits_config.batch_size, digits_config.aum = d.batch_size, d.aum
   out = protocol.train_and_evaluate(digits_config, str(tmp_path))
+  assert out["estimated_wrong_labels"] is not None
+  assert abs(out["estimated_wrong_labels"] - 450) <= 0.15 * 450
   det = out["detection"]
   print(det)
   assert det.loc["aum", "auroc"] >= 0.90
