@@ -42,8 +42,8 @@ def step_times(members, batch, repeats):
     c = default.get_config()
     c.ensemble = k
     state = train.create_train_state(c, get_model("cnn", 10), (28, 28, 1), 100)
-    box = dict(zip(("state", "records", "key"), parallel.replicate(
-        (state, train.init_records(10000, k), jax.random.key(0)), mesh)))
+    state, key = parallel.replicate((state, jax.random.key(0)), mesh)
+    box = dict(state=state, records=train.init_records(10000, k, mesh), key=key)
     step = train.make_train_step(c, np.float32(73), np.float32(90), 100, record=True)
     batch_arrays = parallel.to_global(local, mesh, batch)
 

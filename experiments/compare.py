@@ -89,7 +89,7 @@ def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
 
 def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
   """One row per (setting, method); compare.csv/.md are rewritten after every setting."""
-  cases = settings.noise_settings(config.exp.noise) + [
+  cases = (settings.noise_settings(config.exp.noise) if config.exp.noise else []) + [
       (f"CIFAR-10N {name}", {"data.name": "cifar10", "data.cifar10_labels": name,
                              "data.train_size": config.exp.cifar10_size, "noise.kind": "none"})
       for name in config.exp.cifar10n]
