@@ -49,6 +49,14 @@ def test_copies_stay_out_of_the_tables(digits_config, tmp_path):
   assert np.isfinite(combined).all() and combined.min() >= 0 and combined.max() <= 1
   truth = scores["is_noisy"].to_numpy()
   assert combined[truth].mean() > combined[~truth].mean() + 0.15  # high = suspicious (2 epochs)
+  issues = pd.read_csv(tmp_path / "label_issues.csv", index_col="index")
+  assert list(issues.columns) == ["is_label_issue", "label_score", "given_label",
+                                  "predicted_label"]  # cleanlab's Datalab.get_issues("label")
+  assert issues.index.tolist() == list(range(500))
+  np.testing.assert_array_equal(issues["is_label_issue"], flagged["flagged"])
+  assert issues["label_score"].between(0, 1).all()
+  # Low label_score = likely wrong: the most suspicious by `combined` score lowest.
+  assert issues["label_score"].iloc[np.argmax(combined)] == issues["label_score"].min()
   sources = threshold.copy_sources(500, 10, c.seed)
   assert len(set(sources)) == 50 and sources.max() < 500
 
