@@ -44,6 +44,7 @@ import pandas as pd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from benchmarks.overhead import cpu_model, load_text  # noqa: E402  (after the path)
 
 JAX_FLAGS = ("--config.model.name=cnn --config.batch_size=128 --config.optimizer.lr=0.05 "
              "--config.optimizer.momentum=0.9 --config.optimizer.nesterov=False "
@@ -80,21 +81,6 @@ def version(name: str) -> str:
     return importlib.metadata.version(name)
   except importlib.metadata.PackageNotFoundError:
     return "not installed"
-
-
-def cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "cpu"
-
-
-def load_text() -> str:
-  return "load average %.2f %.2f %.2f" % os.getloadavg()
 
 
 def write_data(a, folder: str) -> tuple[str, str, np.ndarray]:

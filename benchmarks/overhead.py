@@ -164,7 +164,7 @@ def header(args, default_added):
   import flax
   lines = [f"command: {shlex.join(['python', 'benchmarks/overhead.py'] + sys.argv[1:])}",
            f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
-           f"machine: {platform.machine()} {_cpu_model()}, nproc {os.cpu_count()}, "
+           f"machine: {platform.machine()} {cpu_model()}, nproc {os.cpu_count()}, "
            f"this process may use {cores()} cores; {load_text()}",
            f"python {platform.python_version()}, jax {jax.__version__}, jaxlib "
            f"{jaxlib.__version__}, flax {flax.__version__}, backend {jax.default_backend()}"]
@@ -186,7 +186,7 @@ def header(args, default_added):
   return "\n".join(lines)
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
   try:
     with open("/proc/cpuinfo") as f:
       for line in f:
