@@ -1,7 +1,8 @@
 """The detection protocol behind `python -m jaxclean.main`, on top of the trainer.
 
 Data flow one way: source (`data.load`) -> labels (`noisy_labels`) ->
-training with recording (`record`: one run, or the threshold runs) ->
+training with recording (`record`: one run, with or without threshold copies, or the
+AUM paper's two threshold runs) ->
 scores (`score_table`) -> outputs (`write_outputs`) -> optional removal and
 retraining (`retrain`, given the mask of examples to keep). The trainer
 (`jaxclean.train`) builds the steps; this module decides what they train on
