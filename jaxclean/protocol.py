@@ -127,7 +127,7 @@ def score_table(recorded: Recorded, labels: np.ndarray, is_noisy: np.ndarray | N
     values = scores_lib.ensemble_scores(recorded.records)
     for name in scores_lib.SCORES:
       df[name] = np.asarray(values[name])
-    df["combined"] = np.asarray(scores_lib.combined(values["aum"], values["el2n"], labels))
+    df["combined"] = np.asarray(scores_lib.combined(values["el2n"], labels))
   if is_noisy is not None:
     df["is_noisy"] = is_noisy
   return df

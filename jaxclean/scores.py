@@ -17,13 +17,13 @@ means a suspicious label, False when a low value does.
                2020). Low = suspicious.
   variability  standard deviation (ddof=0) of that probability. High = ambiguous.
   loss         cross-entropy at the last presentation. High = suspicious.
-  combined     mean percentile rank of AUM's suspicion and of EL2N centred on its
-               mean within the given class (`combined`, which needs the labels):
-               the margin in logit space and the error in probability space, two
-               views of the same dynamics whose rankings err on different
-               examples; centring removes the class's difficulty from EL2N (a hard
-               class's correct examples have large errors too), which a margin
-               already leaves out. High = suspicious.
+  combined     mean percentile rank of EL2N and of EL2N centred on its mean within
+               the given class (`combined`, which needs the labels): a hard
+               class's correct examples have large errors too, and centring
+               removes that difficulty but also a real difference between
+               classes' noise; ranking by both halves the correction. Measured
+               above AUM and EL2N on average (experiments/results/defaults).
+               High = suspicious.
 """
 
 from __future__ import annotations
@@ -75,13 +75,13 @@ def _percentile_rank(v: jax.Array) -> jax.Array:
 
 
 @jax.jit
-def combined(aum_values: jax.Array, el2n_values: jax.Array, labels: jax.Array) -> jax.Array:
-  """The combined score from AUM, EL2N (member means for an ensemble) and the given labels."""
+def combined(el2n_values: jax.Array, labels: jax.Array) -> jax.Array:
+  """The combined score from EL2N (the member mean for an ensemble) and the given labels."""
   n = labels.shape[0]  # a static bound on the number of classes
   sums = jax.ops.segment_sum(el2n_values, labels, num_segments=n)
   counts = jax.ops.segment_sum(jnp.ones_like(el2n_values), labels, num_segments=n)
   centred = el2n_values - (sums / jnp.maximum(counts, 1))[labels]
-  return 0.5 * (_percentile_rank(-aum_values) + _percentile_rank(centred))
+  return 0.5 * (_percentile_rank(el2n_values) + _percentile_rank(centred))
 
 
 SCORES = dict(forgetting=forgetting, aum=aum, margin=margin, el2n=el2n,

@@ -121,10 +121,10 @@ def test_bytes_per_example_within_budget():
 
 
 def test_combined_matches_reference():
-  """Mean percentile rank of -AUM and of EL2N minus its mean within the given class."""
+  """Mean percentile rank of EL2N and of EL2N minus its mean within the given class."""
   rng = np.random.default_rng(2)
   n = 50
-  aum, el2n = rng.normal(size=n).astype(np.float32), rng.random(n).astype(np.float32)
+  el2n = rng.random(n).astype(np.float32)
   labels = rng.integers(0, 4, n).astype(np.int32)
 
   def percentile_rank(v):
@@ -133,7 +133,7 @@ def test_combined_matches_reference():
     return ranks / (n - 1)
 
   class_mean = np.array([el2n[labels == c].mean() for c in range(4)])
-  want = 0.5 * (percentile_rank(-aum) + percentile_rank(el2n - class_mean[labels]))
-  got = np.asarray(scores.combined(jnp.asarray(aum), jnp.asarray(el2n), jnp.asarray(labels)))
+  want = 0.5 * (percentile_rank(el2n) + percentile_rank(el2n - class_mean[labels]))
+  got = np.asarray(scores.combined(jnp.asarray(el2n), jnp.asarray(labels)))
   np.testing.assert_allclose(got, want, atol=1e-6)
   assert scores.SUSPICIOUS_HIGH["combined"]
