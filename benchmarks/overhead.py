@@ -356,7 +356,6 @@ class JaxStep:
   def __init__(self, config, model, mean, std, spe, record, n, mesh, batch0,
                compiler_options=None):
     import jax
-    import jax.numpy as jnp
     from jaxclean import parallel, train
     state = train.create_train_state(config, model, batch0["image"].shape[1:], spe)
     self.state, self.key = parallel.replicate((state, jax.random.key(1)), mesh)

@@ -102,7 +102,7 @@ def _logits(batch, mesh):
 def update_cost(ns, batch, repeats, shard=False):
   """Record update vs the rest of the step, per N, on one device."""
   import jax
-  from jaxclean import parallel, records
+  from jaxclean import parallel
   mesh = parallel.make_mesh(1)
   rows = []
   for n in ns:

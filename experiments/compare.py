@@ -24,7 +24,6 @@ import importlib.util
 import os
 import time
 
-import numpy as np
 import pandas as pd
 
 from experiments import settings, tables

@@ -76,10 +76,7 @@ def record(config, ds: data_lib.Dataset, labels: np.ndarray, workdir: str, mesh)
     result = train.fit(config, ds.train.images, run_labels, classes,
                        os.path.join(workdir, f"threshold_run{run}") if two_runs else workdir,
                        mean, std, test=ds.test, mesh=mesh, eval_classes=ds.num_classes)
-    with jax.set_mesh(mesh):
-      _, _, predicted = train.evaluate(eval_step, result.state, ds.train.images, labels,
-                                       config.batch_size, mesh)
-    runs.append((result, predicted, samples))
+    runs.append((result, _predict(eval_step, result.state, ds, labels, config, mesh), samples))
   if not two_runs:
     result, predicted, _ = runs[0]
     return Recorded(result.records, predicted, result.history, None)
@@ -96,6 +93,12 @@ def record(config, ds: data_lib.Dataset, labels: np.ndarray, workdir: str, mesh)
   return Recorded(records, np.where(in_s0, p1, p0), r0.history, flags)
 
 
+def _predict(eval_step, state, ds, labels, config, mesh) -> np.ndarray:
+  """The trained model's eval-mode prediction on every training example (real classes)."""
+  with jax.set_mesh(mesh):
+    return train.evaluate(eval_step, state, ds.train.images, labels, config.batch_size, mesh)[2]
+
+
 def _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step) -> Recorded:
   """One run on the originals plus N // C copies labelled with the extra class C."""
   n, c = len(labels), ds.num_classes
@@ -105,9 +108,7 @@ def _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step)
   result = train.fit(config, images, run_labels, c + 1, workdir, mean, std, test=ds.test,
                      mesh=mesh, eval_classes=c,
                      margin_classes=c if config.aum.copies_margin == "real" else None)
-  with jax.set_mesh(mesh):
-    _, _, predicted = train.evaluate(eval_step, result.state, ds.train.images, labels,
-                                     config.batch_size, mesh)
+  predicted = _predict(eval_step, result.state, ds, labels, config, mesh)
   if not config.record_dynamics:
     return Recorded(None, predicted, result.history, None)
   originals = jax.tree.map(lambda a: a[..., :n], result.records)
