@@ -27,9 +27,10 @@ random uint8 images of its shape. `--xla_flags`, `--cpus` and the thread count
 need a fresh process: the script sets them before it imports JAX, and
 `--sweep` runs each variant of section 3 in a subprocess and prints a table.
 Like `python -m jaxclean.main`, the script adds jaxclean's XLA:CPU flag where
-`jaxclean.xla_defaults` wants it (x86 without AVX-512, or
-JAXCLEAN_XLA_DEFAULTS=1; never when XLA_FLAGS, with `--xla_flags`, mentions
-ynn, or with JAXCLEAN_XLA_DEFAULTS=0); the header says whether it did.
+`jaxclean.xla_defaults` wants it (x86 with AVX2, or JAXCLEAN_XLA_DEFAULTS=1;
+never when XLA_FLAGS, with `--xla_flags`, mentions ynn, or with
+JAXCLEAN_XLA_DEFAULTS=0), and keeps XLA's temporaries in the heap as it does
+(`xla_defaults.reuse_heap`); the header says what it did.
 
 The last lines are `recording overhead: X.X %` when section 1 ran, then
 `jax/torch step ratio: R` when section 3 ran.
@@ -61,8 +62,8 @@ SWEEP = [
     ("jaxlib's default: YNNPACK convolutions too", [], NO_FLAG),
     ("YNNPACK dots only (Eigen convs)", [], FLAG),
     ("conv: kernel grad as im2col dot, jaxlib's default", ["--conv", "im2col_grad"], NO_FLAG),
-    ("pool: nn.max_pool", ["--pool", "reduce_window"], {}),
-    ("pool: reshape + max", ["--pool", "reshape"], {}),
+    ("pool: ReLU, then max of strided slices", ["--pool", "relu_slices"], {}),
+    ("pool: ReLU, then nn.max_pool", ["--pool", "relu_max_pool"], {}),
     ("conv: im2col + dot", ["--conv", "im2col"], {}),
     ("conv: kernel grad as im2col dot, YNNPACK dots only", ["--conv", "im2col_grad"], FLAG),
     ("bfloat16 compute", ["--dtype", "bfloat16"], {}),
@@ -94,8 +95,8 @@ def parse_args(argv=None):
   p.add_argument("--fit_examples", type=int, default=0,
                  help="train fit on the first n examples (0 = all N)")
   p.add_argument("--torch_steps", type=int, default=20, help="timed rounds of section 3")
-  p.add_argument("--pool", choices=("slices", "reduce_window", "reshape"), default="slices",
-                 help="JAX max pool in section 3 (slices = the library's CNN)")
+  p.add_argument("--pool", choices=("library", "relu_slices", "relu_max_pool"), default="library",
+                 help="JAX ReLU + max pool in section 3 (library = the CNN's max_pool_relu)")
   p.add_argument("--conv", choices=("lax", "im2col", "im2col_grad"), default="lax",
                  help="JAX 3x3 conv in section 3: nn.Conv, patches + one dot, or nn.Conv "
                  "with an im2col kernel gradient (see make_model)")
@@ -127,9 +128,10 @@ def parse_args(argv=None):
 
 
 def setup_process(args):
-  """CPU pinning and XLA flags, jaxclean's default as `jaxclean.main` adds it: all must
-  happen before JAX (or torch) starts. Returns whether the default was added (None for
-  --sweep, whose variants each decide in their own process)."""
+  """CPU pinning and XLA flags, jaxclean's defaults as `jaxclean.main` sets them (the flag and
+  the heap): all must happen before JAX (or torch) starts. Returns whether the flag was added
+  (None for --sweep, whose variants each decide in their own process); `args.heap` says
+  whether the heap setting was made."""
   from jaxclean import xla_defaults
   if "jax" in sys.modules:
     raise RuntimeError("overhead.py sets XLA flags: it needs a process in which JAX has "
@@ -138,6 +140,7 @@ def setup_process(args):
     os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
   if args.xla_flags:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
+  args.heap = not args.sweep and xla_defaults.reuse_heap()  # PyTorch's steps gain from it too
   return None if args.sweep else xla_defaults.apply()
 
 
@@ -183,6 +186,9 @@ def header(args, default_added):
       "JAXCLEAN_XLA_DEFAULTS=0 leaves it out)",
       False: "no flag added (as python -m jaxclean.main here; JAXCLEAN_XLA_DEFAULTS=1 adds it)",
       None: "each variant's own, as python -m jaxclean.main"}[default_added])
+  lines.append("jaxclean's heap setting: " + ("one malloc arena, no mmap, no trim (as python -m "
+               "jaxclean.main; PyTorch's steps, in this process, gain from it too)" if args.heap
+               else "glibc's defaults"))
   return "\n".join(lines)
 
 
@@ -246,12 +252,13 @@ def base_config(batch):
   return c
 
 
-def max_pool_reshape(x):
-  """2x2 max pool, stride 2, as a max over the two split-off axes of a reshape."""
+def max_pool_slices(x):
+  """2x2 max pool, stride 2: the maximum of four strided slices (the library's CNN before
+  `max_pool_relu`)."""
   import jax.numpy as jnp
-  n, h, w, c = x.shape
-  x = x[:, :h // 2 * 2, :w // 2 * 2]
-  return jnp.max(x.reshape(n, h // 2, 2, w // 2, 2, c), axis=(2, 4))
+  x = x[:, :x.shape[1] // 2 * 2, :x.shape[2] // 2 * 2]
+  return jnp.maximum(jnp.maximum(x[:, 0::2, 0::2], x[:, 0::2, 1::2]),
+                     jnp.maximum(x[:, 1::2, 0::2], x[:, 1::2, 1::2]))
 
 
 def conv_im2col_grad(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
@@ -298,23 +305,24 @@ def conv_im2col_grad(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_d
   return f(lhs, rhs)
 
 
-def make_model(pool="slices", conv="lax", dtype="float32"):
-  """The library's CNN, or a copy of it with another max pool or conv.
+def make_model(pool="library", conv="lax", dtype="float32"):
+  """The library's CNN, or a copy of it with another ReLU + max pool or conv.
 
-  pool: slices (the library's: max of four strided slices), reduce_window (nn.max_pool),
-  reshape (max over axes split off by a reshape). conv: lax (nn.Conv), im2col (nine shifted
-  copies concatenated on channels and one dot, forward and backward), im2col_grad (nn.Conv
-  whose kernel gradient alone is an im2col dot, see `conv_im2col_grad`).
+  pool: library (`max_pool_relu`), relu_slices (ReLU, then the maximum of four strided slices),
+  relu_max_pool (ReLU, then nn.max_pool). conv: lax (nn.Conv), im2col (nine shifted copies
+  concatenated on channels and one dot, forward and backward), im2col_grad (nn.Conv whose kernel
+  gradient alone is an im2col dot, see `conv_im2col_grad`).
   """
   import flax.linen as nn
   import jax.numpy as jnp
   from jaxclean.models import get_model
-  from jaxclean.models.cnn import max_pool_2x2
+  from jaxclean.models.cnn import max_pool_relu
   compute = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
-  if pool == "slices" and conv == "lax":
+  if pool == "library" and conv == "lax":
     return get_model("cnn", 10, dtype=compute)
-  pool_fn = dict(slices=max_pool_2x2, reshape=max_pool_reshape,
-                 reduce_window=lambda x: nn.max_pool(x, (2, 2), (2, 2)))[pool]
+  pool_fn = dict(library=max_pool_relu,
+                 relu_slices=lambda x, b: max_pool_slices(nn.relu(x + b)),
+                 relu_max_pool=lambda x, b: nn.max_pool(nn.relu(x + b), (2, 2), (2, 2)))[pool]
 
   class Im2colConv(nn.Module):
     """3x3 'SAME' conv as nine shifted copies concatenated on channels and one dot."""
@@ -324,25 +332,25 @@ def make_model(pool="slices", conv="lax", dtype="float32"):
     def __call__(self, x):
       n, h, w, c = x.shape
       kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, c, self.features))
-      bias = self.param("bias", nn.initializers.zeros, (self.features,))
       xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
       patches = jnp.concatenate([xp[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], -1)
       y = patches.reshape(n * h * w, 9 * c) @ kernel.reshape(9 * c, -1).astype(compute)
-      return y.reshape(n, h, w, -1) + bias.astype(compute)
+      return y.reshape(n, h, w, -1)
 
   def conv_layer(features):
     if conv == "im2col":
       return Im2colConv(features)
     extra = dict(conv_general_dilated=conv_im2col_grad) if conv == "im2col_grad" else {}
-    return nn.Conv(features, (3, 3), padding="SAME", dtype=compute, **extra)
+    return nn.Conv(features, (3, 3), padding="SAME", use_bias=False, dtype=compute, **extra)
 
   class VariantCNN(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool):
       del train
       x = x.astype(compute)
-      for features in (32, 64):
-        x = pool_fn(nn.relu(conv_layer(features)(x)))
+      for i, features in enumerate((32, 64)):
+        bias = self.param(f"bias_{i}", nn.initializers.zeros, (features,)).astype(compute)
+        x = pool_fn(conv_layer(features)(x), bias)
       x = nn.relu(nn.Dense(128, dtype=compute)(x.reshape(x.shape[0], -1)))
       return nn.Dense(10, dtype=compute)(x).astype(jnp.float32)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jaxclean.models import get_model
-from jaxclean.models.cnn import max_pool_2x2
+from jaxclean.models.cnn import max_pool_relu
 
 # name, options, input shape (as small as the architecture allows), has batch norm
 CASES = {
@@ -85,10 +85,43 @@ def test_unknown_name_or_option():
     get_model('cnn', 10, depth=3)
 
 
-def test_max_pool_matches_flax():
+def test_max_pool_relu_matches_flax():
+  """Values and gradients (input and bias) equal relu then nn.max_pool's, ties included: the first
+  maximum of a window gets the gradient, as select-and-scatter and PyTorch's max_pool2d give it;
+  a window whose maximum is at most 0 passes none."""
   x = jax.random.normal(jax.random.key(0), (2, 6, 7, 3))  # odd width: last column dropped
-  flax_pool = lambda x: nn.max_pool(x, (2, 2), (2, 2))
+  x = x.at[0, :2, :2].set(0.5).at[1, 2:4, 4:6, 1].set(-1.0).at[1, :2, :2, 2].set(-0.3)
+  bias = jnp.array([0.1, -0.2, 0.3])  # channel 2: the window at -0.3 lands on exactly 0
+  flax_pool = lambda x, b: nn.max_pool(nn.relu(x + b), (2, 2), (2, 2))
   weights = jax.random.normal(jax.random.key(1), (2, 3, 3, 3))
-  value_and_grad = lambda pool: jax.jit(jax.value_and_grad(lambda x: (pool(x) * weights).sum()))
-  for a, b in zip(value_and_grad(max_pool_2x2)(x), value_and_grad(flax_pool)(x)):
-    np.testing.assert_array_equal(a, b)
+  value_and_grad = lambda pool: jax.jit(jax.value_and_grad(
+      lambda x, b: (pool(x, b) * weights).sum(), argnums=(0, 1)))
+  (ours, (dx, db)), (ref, (ref_dx, ref_db)) = (value_and_grad(max_pool_relu)(x, bias),
+                                               value_and_grad(flax_pool)(x, bias))
+  np.testing.assert_allclose(ours, ref, rtol=1e-6)
+  np.testing.assert_array_equal(dx, ref_dx)
+  np.testing.assert_allclose(db, ref_db, rtol=1e-6)
+
+
+def test_cnn_pools_before_bias_and_relu_as_the_usual_order():
+  """conv, pool, bias, ReLU (what the CNN runs) equals conv, bias, ReLU, pool (the textbook
+  order, as nn.Conv + nn.max_pool): same logits, same gradients."""
+  model = get_model('cnn', 5, width=4)
+  x = jax.random.normal(jax.random.key(1), (3, 9, 10, 1))
+  variables = model.init(jax.random.key(0), x, train=False)
+
+  def textbook(params, x):
+    for i in range(2):
+      kernel = params[f'Conv_{i}']['kernel']
+      x = jax.lax.conv_general_dilated(x, kernel, (1, 1), 'SAME',
+                                       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+      x = nn.max_pool(nn.relu(x + params[f'bias_{i}']), (2, 2), (2, 2))
+    x = nn.relu(x.reshape(x.shape[0], -1) @ params['Dense_0']['kernel'] + params['Dense_0']['bias'])
+    return x @ params['Dense_1']['kernel'] + params['Dense_1']['bias']
+
+  ours = lambda params, x: model.apply({'params': params}, x, train=False)
+  loss = lambda f: jax.value_and_grad(lambda p: jnp.sum(jnp.sin(f(p, x))))(variables['params'])
+  (value, grads), (ref_value, ref_grads) = loss(ours), loss(textbook)
+  np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+  for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-6)

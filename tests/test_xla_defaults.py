@@ -3,6 +3,7 @@ user's flags), on CPUs where it was measured faster unless asked, and by the CLI
 starts."""
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -55,14 +56,29 @@ def test_never_over_a_users_choice(known_jaxlib, env):
 
 
 def test_only_on_cpus_where_it_was_faster_unless_asked(known_jaxlib, monkeypatch):
-  for cpu in (AVX512, set()):  # AVX-512: YNNPACK's convolutions are fast; unknown CPU
-    monkeypatch.setattr(xla_defaults, "_cpu_flags", lambda: cpu)
-    assert not xla_defaults.apply({})
-    env = {"JAXCLEAN_XLA_DEFAULTS": "1", "XLA_FLAGS": "--xla_dump_to=/tmp/x"}
-    assert xla_defaults.apply(env)
-    assert env["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {FLAG}"
+  monkeypatch.setattr(xla_defaults, "_cpu_flags", lambda: AVX512)  # measured faster there too
+  assert xla_defaults.apply({})
+  monkeypatch.setattr(xla_defaults, "_cpu_flags", lambda: set())  # not x86 with AVX2: unmeasured
+  assert not xla_defaults.apply({})
+  env = {"JAXCLEAN_XLA_DEFAULTS": "1", "XLA_FLAGS": "--xla_dump_to=/tmp/x"}
+  assert xla_defaults.apply(env)
+  assert env["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {FLAG}"
   assert not xla_defaults.apply({"JAXCLEAN_XLA_DEFAULTS": "1",  # a user's ynn flag still wins
                                  "XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="})
+
+
+def test_heap_setting_never_over_a_users_choice(known_jaxlib, monkeypatch):
+  calls = []
+  monkeypatch.setattr(xla_defaults.ctypes, "CDLL", lambda name: type(
+      "Libc", (), {"mallopt": staticmethod(lambda *a: calls.append(a) or 1)}))
+  for env in ({"JAXCLEAN_XLA_DEFAULTS": "0"}, {"JAX_PLATFORMS": "cuda"},
+              {"MALLOC_ARENA_MAX": "4"}, {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1"}):
+    assert not xla_defaults.reuse_heap(env)
+  assert calls == []
+  monkeypatch.setattr(xla_defaults.platform, "libc_ver", lambda: ("glibc", "2.36"))
+  monkeypatch.setattr(xla_defaults.platform, "system", lambda: "Linux")
+  assert xla_defaults.reuse_heap({"GLIBC_TUNABLES": "glibc.rtld.nns=2"})
+  assert calls == list(xla_defaults.HEAP)
 
 
 def test_not_on_accelerator_hosts_or_unknown_jaxlib(known_jaxlib, monkeypatch):
@@ -92,3 +108,5 @@ def test_cli_adds_it_before_jax_starts(tmp_path, user_flags):
   expected = (f"XLA_FLAGS={FLAG!r} ({FLAG} added" if user_flags is None
               else f"XLA_FLAGS={user_flags!r}\n")
   assert expected in proc.stderr, proc.stderr[-2000:]
+  if platform.libc_ver()[0] == "glibc":
+    assert "malloc: one arena, no mmap, no trim" in proc.stderr, proc.stderr[-2000:]

@@ -3,27 +3,62 @@
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax import lax
 
 from jaxclean.models import init as init_lib
 from jaxclean.models.resnet import batch_norm
 
 
-def max_pool_2x2(x):
-  """2x2 max pool, stride 2, 'VALID' (an odd last row or column is dropped), as nn.max_pool.
+@jax.custom_vjp
+def max_pool_relu(x, bias):
+  """relu(2x2 max pool of x + bias): stride 2, 'VALID' (an odd last row or column is dropped).
 
-  The maximum of four strided slices; on XLA's CPU backend its forward+backward is much faster
-  than nn.max_pool (reduce_window and its select-and-scatter gradient).
+  Equals relu(nn.max_pool(x + bias)) and nn.max_pool(relu(x + bias)), gradients included: the
+  first maximum of each window in row-major order gets the gradient, as nn.max_pool's
+  select-and-scatter and PyTorch's max_pool2d give it. Written for XLA:CPU, where it makes the
+  small CNN's step 1.6x faster than nn.relu then nn.max_pool: the forward pass is one max-reduce
+  that starts at 0 (the ReLU) over the window axes split off by a reshape, so XLA keeps its
+  output instead of recomputing it into each consumer (the transposes of the next conv's kernel
+  gradient); the gradient goes through an int8 index of the winner (4: ReLU off) and a
+  broadcast compare instead of select-and-scatter.
   """
-  x = x[:, :x.shape[1] // 2 * 2, :x.shape[2] // 2 * 2]
-  return jnp.maximum(jnp.maximum(x[:, 0::2, 0::2], x[:, 0::2, 1::2]),
-                     jnp.maximum(x[:, 1::2, 0::2], x[:, 1::2, 1::2]))
+  return _max_pool_relu_fwd(x, bias)[0]
+
+
+def _windows(x):
+  """(N, H, W, C) -> (N, H//2, 2, W//2, 2, C), an odd last row or column dropped."""
+  n, h, w, c = x.shape
+  return x[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
+
+
+def _max_pool_relu_fwd(x, bias):
+  q = _windows(x + bias.astype(x.dtype))
+  top = lax.reduce(q, jnp.zeros((), x.dtype), lax.max, (2, 4))
+  winner = jnp.where(top <= 0, 4, jnp.where(q[:, :, 0, :, 0] == top, 0, jnp.where(
+      q[:, :, 0, :, 1] == top, 1, jnp.where(q[:, :, 1, :, 0] == top, 2, 3))))
+  return top, (winner.astype(jnp.int8), x.shape, bias)
+
+
+def _max_pool_relu_bwd(saved, g):
+  winner, (n, h, w, c), bias = saved
+  iota = lambda axis: lax.broadcasted_iota(jnp.int8, (1, 1, 2, 1, 2, 1), axis)
+  dx = jnp.where(winner[:, :, None, :, None] == 2 * iota(2) + iota(4), g[:, :, None, :, None], 0)
+  dx = jnp.pad(dx.reshape(n, h // 2 * 2, w // 2 * 2, c), ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+  dbias = jnp.sum(jnp.where(winner < 4, g, 0), axis=(0, 1, 2), dtype=jnp.float32)
+  return dx, dbias.astype(bias.dtype)
+
+
+max_pool_relu.defvjp(_max_pool_relu_fwd, _max_pool_relu_bwd)
 
 
 class CNN(nn.Module):
   """conv(width,3x3)-ReLU-pool, conv(2*width,3x3)-ReLU-pool, dense(128)-ReLU, dense(classes).
 
-  With `batch_norm`, each conv is followed by batch norm (and has no bias) before its ReLU.
+  Each stage is `max_pool_relu(conv(x), bias)`: the conv's bias is added with the ReLU and pool
+  (the same function: a max commutes with adding a per-channel constant). With `batch_norm`,
+  each conv is followed by batch norm (and has no bias) before its ReLU and pool.
   `initializer`: 'torch' (PyTorch's default initialisation, as the AUM reference code trains) or
   'flax' (LeCun normal kernels, zero biases).
   """
@@ -35,12 +70,15 @@ class CNN(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    for features in (self.width, 2 * self.width):
-      x = nn.Conv(features, (3, 3), padding='SAME', use_bias=not self.batch_norm,
-                  dtype=self.dtype, **init_lib.inits(self.initializer, 9 * x.shape[-1]))(x)
+    for i, features in enumerate((self.width, 2 * self.width)):
+      init = init_lib.inits(self.initializer, 9 * x.shape[-1])
+      x = nn.Conv(features, (3, 3), padding='SAME', use_bias=False, dtype=self.dtype,
+                  kernel_init=init['kernel_init'], name=f'Conv_{i}')(x)
       if self.batch_norm:
-        x = batch_norm(train, self.dtype)(x)
-      x = max_pool_2x2(nn.relu(x))
+        x, bias = batch_norm(train, self.dtype)(x), jnp.zeros((features,), self.dtype)
+      else:
+        bias = self.param(f'bias_{i}', init['bias_init'], (features,))
+      x = max_pool_relu(x, bias)
     x = x.reshape(x.shape[0], -1)
     x = nn.relu(nn.Dense(128, dtype=self.dtype, **init_lib.inits(self.initializer, x.shape[-1]))(x))
     return nn.Dense(self.num_classes, dtype=self.dtype,

@@ -17,8 +17,8 @@ INITS = ('torch', 'flax')
 
 def inits(name: str, fan_in: int) -> dict:
   """`kernel_init` and `bias_init` keyword arguments for a layer with `fan_in` inputs."""
-  if name == 'flax':
-    return {}
+  if name == 'flax':  # nn.Dense's and nn.Conv's own defaults
+    return dict(kernel_init=nn.initializers.lecun_normal(), bias_init=nn.initializers.zeros)
   if name != 'torch':
     raise ValueError(f'unknown init {name!r}; valid: {", ".join(INITS)}')
   bound = 1.0 / fan_in**0.5
