@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jaxclean.models import get_model
-from jaxclean.models.cnn import max_pool_relu
+from jaxclean.models.cnn import max_pool_relu, patches_conv
 
 # name, options, input shape (as small as the architecture allows), has batch norm
 CASES = {
@@ -125,3 +125,19 @@ def test_cnn_pools_before_bias_and_relu_as_the_usual_order():
   np.testing.assert_allclose(value, ref_value, rtol=1e-5)
   for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
     np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('padding', ['SAME', ((0, 0), (2, 1))])
+def test_patches_conv_matches_lax(padding):
+  x = jax.random.normal(jax.random.key(0), (2, 7, 9, 2))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, 2, 5))
+  lax_conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), padding,
+                                                       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  ours = lambda x, k: patches_conv(x, k, (1, 1), padding)
+  loss = lambda conv: jax.value_and_grad(lambda x, k: jnp.sum(jnp.sin(conv(x, k))), (0, 1))
+  (value, grads), (ref_value, ref_grads) = loss(ours)(x, kernel), loss(lax_conv)(x, kernel)
+  np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+  for g, r in zip(grads, ref_grads):
+    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match='stride 1'):
+    patches_conv(x, kernel, (2, 2), padding)

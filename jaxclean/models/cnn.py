@@ -10,6 +10,8 @@ from jax import lax
 from jaxclean.models import init as init_lib
 from jaxclean.models.resnet import batch_norm
 
+PATCHES_CONV_CHANNELS = 1  # convs with at most this many input channels run as `patches_conv`
+
 
 @jax.custom_vjp
 def max_pool_relu(x, bias):
@@ -53,6 +55,31 @@ def _max_pool_relu_bwd(saved, g):
 max_pool_relu.defvjp(_max_pool_relu_fwd, _max_pool_relu_bwd)
 
 
+def patches_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                 dimension_numbers=None, feature_group_count=1, precision=None):
+  """`lax.conv_general_dilated` (NHWC, HWIO, stride 1) as one dot: the kh*kw shifted copies of
+  the input concatenated on channels, times the kernel as a (kh*kw*C, F) matrix.
+
+  For `nn.Conv(conv_general_dilated=...)` on a one-channel input (grayscale images), where
+  XLA:CPU's convolution is at its worst: the small CNN's step on 28x28x1 at batch 256 is 3-7 %
+  faster with its first conv this way (the forward pass a dot, the kernel gradient
+  patches^T @ dy); on 32x32x3 it is 4 % slower, so three channels keep the convolution.
+  """
+  del dimension_numbers, precision  # NHWC/HWIO, as nn.Conv passes them
+  if (tuple(window_strides) != (1, 1) or feature_group_count != 1
+      or any(d is not None and tuple(d) != (1, 1) for d in (lhs_dilation, rhs_dilation))):
+    raise ValueError("patches_conv supports stride 1, no dilation, no groups")
+  kh, kw, c, features = rhs.shape
+  n, h, w, _ = lhs.shape
+  if isinstance(padding, str):
+    padding = lax.padtype_to_pads((h, w), (kh, kw), (1, 1), padding)
+  x = jnp.pad(lhs, ((0, 0), *padding, (0, 0)))
+  h, w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+  patches = jnp.concatenate([x[:, i:i + h, j:j + w] for i in range(kh) for j in range(kw)], -1)
+  return (patches.reshape(n * h * w, kh * kw * c) @ rhs.reshape(kh * kw * c, features)).reshape(
+      n, h, w, features)
+
+
 class CNN(nn.Module):
   """conv(width,3x3)-ReLU-pool, conv(2*width,3x3)-ReLU-pool, dense(128)-ReLU, dense(classes).
 
@@ -72,8 +99,9 @@ class CNN(nn.Module):
   def __call__(self, x, train: bool):
     for i, features in enumerate((self.width, 2 * self.width)):
       init = init_lib.inits(self.initializer, 9 * x.shape[-1])
+      conv = {'conv_general_dilated': patches_conv} if x.shape[-1] <= PATCHES_CONV_CHANNELS else {}
       x = nn.Conv(features, (3, 3), padding='SAME', use_bias=False, dtype=self.dtype,
-                  kernel_init=init['kernel_init'], name=f'Conv_{i}')(x)
+                  kernel_init=init['kernel_init'], name=f'Conv_{i}', **conv)(x)
       if self.batch_norm:
         x, bias = batch_norm(train, self.dtype)(x), jnp.zeros((features,), self.dtype)
       else:
