@@ -59,7 +59,8 @@ JSON_PREFIX = "JSON "
 NO_FLAG, FLAG = {"JAXCLEAN_XLA_DEFAULTS": "0"}, {"JAXCLEAN_XLA_DEFAULTS": "1"}
 SWEEP = [
     ("baseline: as python -m jaxclean.main here", [], {}),
-    ("jaxlib's default: YNNPACK convolutions too", [], NO_FLAG),
+    ("jaxlib's and glibc's defaults (JAXCLEAN_XLA_DEFAULTS=0)", [], NO_FLAG),
+    ("glibc's malloc, XLA flag on (MALLOC_ARENA_MAX=8)", [], {"MALLOC_ARENA_MAX": "8"}),
     ("YNNPACK dots only (Eigen convs)", [], FLAG),
     ("conv: kernel grad as im2col dot, jaxlib's default", ["--conv", "im2col_grad"], NO_FLAG),
     ("pool: ReLU, then max of strided slices", ["--pool", "relu_slices"], {}),
@@ -95,6 +96,9 @@ def parse_args(argv=None):
   p.add_argument("--fit_examples", type=int, default=0,
                  help="train fit on the first n examples (0 = all N)")
   p.add_argument("--torch_steps", type=int, default=20, help="timed rounds of section 3")
+  p.add_argument("--block", type=int, default=6,
+                 help="section 3: steps of one framework back to back per round, the first "
+                 "untimed (1: one timed step each, alternating)")
   p.add_argument("--pool", choices=("library", "relu_slices", "relu_max_pool"), default="library",
                  help="JAX ReLU + max pool in section 3 (library = the CNN's max_pool_relu)")
   p.add_argument("--conv", choices=("lax", "im2col", "im2col_grad"), default="lax",
@@ -392,16 +396,23 @@ def device_batches(images, labels, batch, count, mesh):
   return out
 
 
-def interleaved(fns, rounds, batches):
-  """Seconds per call of each fn, called in a rotating order each round (A B C, B C A, ...)."""
+def interleaved(fns, rounds, batches, block=1):
+  """Seconds per call of each fn, called in a rotating order each round (A B C, B C A, ...).
+
+  With `block` > 1 each fn runs `block` calls back to back per round and the first of them is
+  not timed: the previous fn's worker threads, which spin a while before they sleep (PyTorch's
+  OpenMP, XLA's Eigen pool), would compete with it for the cores.
+  """
   times = [[] for _ in fns]
   order = list(range(len(fns)))
   for r in range(rounds):
     rot = order[r % len(fns):] + order[:r % len(fns)]
     for i in rot:
-      t = time.perf_counter()
-      fns[i](batches[r % len(batches)])
-      times[i].append(time.perf_counter() - t)
+      for c in range(block):
+        t = time.perf_counter()
+        fns[i](batches[(r * block + c) % len(batches)])
+        if c or block == 1:
+          times[i].append(time.perf_counter() - t)
   return times
 
 
@@ -666,7 +677,7 @@ def section_torch(args, data, out):
     for _ in range(args.warmup):
       for f in fns:
         f(batches[0])
-    t_jax, t_nchw, t_cl = interleaved(fns, args.torch_steps, batches)
+    t_jax, t_nchw, t_cl = interleaved(fns, args.torch_steps, batches, args.block)
   res = dict(batch=b, pool=args.pool, conv=args.conv, dtype=args.dtype,
              xla_flags=os.environ.get("XLA_FLAGS", ""), cores=cores(),
              torch_threads=torch.get_num_threads(), jax=summary(t_jax), torch=summary(t_nchw),
