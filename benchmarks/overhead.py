@@ -190,9 +190,10 @@ def header(args, default_added):
       "JAXCLEAN_XLA_DEFAULTS=0 leaves it out)",
       False: "no flag added (as python -m jaxclean.main here; JAXCLEAN_XLA_DEFAULTS=1 adds it)",
       None: "each variant's own, as python -m jaxclean.main"}[default_added])
-  lines.append("jaxclean's heap setting: " + ("one malloc arena, no mmap, no trim (as python -m "
-               "jaxclean.main; PyTorch's steps, in this process, gain from it too)" if args.heap
-               else "glibc's defaults"))
+  lines.append("jaxclean's heap setting: " + (
+      "each variant's own" if default_added is None else
+      "one malloc arena, no mmap, no trim (as python -m jaxclean.main; PyTorch's steps, in this "
+      "process, gain from it too)" if args.heap else "glibc's defaults"))
   return "\n".join(lines)
 
 

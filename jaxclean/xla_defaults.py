@@ -3,16 +3,17 @@
 1. `FLAG`. jaxlib 0.10's XLA:CPU hands every convolution to YNNPACK, whose
    kernel gradient of a 3x3 convolution is several times slower than XLA's own
    (Eigen) one; `--xla_cpu_experimental_ynn_fusion_type=individual_dot` keeps
-   YNNPACK for dots only. Measured, train step with the flag / without, batch
-   64, 2 threads: AMD Zen 3 (AVX2) small CNN 0.42; Intel Sapphire Rapids
-   (AVX-512) small CNN 0.65, ResNet-32 0.99, PreAct ResNet-18 0.84. Rankings
-   agree either way (Spearman of AUM 0.999). Numbers: benchmarks/README.md.
+   YNNPACK for dots only. Measured, train step with the flag / without, 2
+   threads: AMD Zen 3 (AVX2) small CNN 0.42; Intel Sapphire Rapids (AVX-512)
+   small CNN 0.51-0.55, ResNet-32 0.99, PreAct ResNet-18 0.84. Rankings agree
+   as closely as two thread splits of the same code do (Spearman of AUM
+   0.9989). Numbers: benchmarks/README.md.
 2. `reuse_heap`. XLA:CPU allocates each step's temporaries (about 90 MB for the
    small CNN at batch 256) afresh on a worker thread; glibc serves blocks that
    large with mmap and unmaps them when the step ends, so every step
-   page-faults them in again (about 40 % of the CNN's step in the kernel). One
-   malloc arena, no mmap and no trimming keep them in the heap for the next
-   step: the step takes 0.78 of the time.
+   page-faults them in again (about a third of the CNN's step in the kernel).
+   One malloc arena, no mmap and no trimming keep them in the heap for the
+   next step: the step takes 0.78 of the time.
 
 XLA reads XLA_FLAGS once, when JAX initialises its first backend, and aborts
 the process on a flag its build does not know; so `apply` runs before any
