@@ -67,7 +67,7 @@ def parse_args(argv=None):
                  help="asymmetric pairs; default: Fashion-MNIST look-alikes, CIFAR-10 Patrini")
   p.add_argument("--epochs", type=int, default=15)
   p.add_argument("--repeats", type=int, default=1, help="A B pairs")
-  p.add_argument("--jax_flags", default=JAX_FLAGS, help="extra jaxclean flags (shlex-split)")
+  p.add_argument("--jax_flags", default=JAX_FLAGS, help="jaxclean flags after the data ones (shlex-split); the default is B's recipe")
   p.add_argument("--torch_flags", default="", help="extra aum_reference flags (shlex-split)")
   p.add_argument("--cpus", default="",
                  help="pin both processes to these CPUs, e.g. '0' (comma list; torch gets as "
