@@ -26,7 +26,7 @@ def quality(suspicion: np.ndarray, is_noisy: np.ndarray) -> dict[str, float]:
   if k in (0, len(is_noisy)):
     raise ValueError(f"detection quality needs both clean and noisy examples, got {k} "
                      f"noisy of {len(is_noisy)}")
-  from sklearn import metrics  # here: a second of start-up that runs without known truth skip
+  from sklearn import metrics  # here: its second of import, not every run's start-up
   top = np.argsort(-suspicion, kind="stable")[:k]
   hits = is_noisy[top].sum()
   return dict(auroc=metrics.roc_auc_score(is_noisy, suspicion),

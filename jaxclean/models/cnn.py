@@ -27,18 +27,19 @@ def max_pool_relu(x, bias):
   gradient); the gradient goes through an int8 index of the winner (4: ReLU off) and a
   broadcast compare instead of select-and-scatter.
   """
-  return _max_pool_relu_fwd(x, bias)[0]
+  return _pool(x, bias)[1]
 
 
-def _windows(x):
-  """(N, H, W, C) -> (N, H//2, 2, W//2, 2, C), an odd last row or column dropped."""
+def _pool(x, bias):
+  """(windows, their ReLU'd maxima): x + bias as (N, H//2, 2, W//2, 2, C), an odd last row or
+  column dropped, and the max-reduce from 0 over the window axes."""
   n, h, w, c = x.shape
-  return x[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
+  q = (x + bias.astype(x.dtype))[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
+  return q, lax.reduce(q, jnp.zeros((), x.dtype), lax.max, (2, 4))
 
 
 def _max_pool_relu_fwd(x, bias):
-  q = _windows(x + bias.astype(x.dtype))
-  top = lax.reduce(q, jnp.zeros((), x.dtype), lax.max, (2, 4))
+  q, top = _pool(x, bias)
   winner = jnp.where(top <= 0, 4, jnp.where(q[:, :, 0, :, 0] == top, 0, jnp.where(
       q[:, :, 0, :, 1] == top, 1, jnp.where(q[:, :, 1, :, 0] == top, 2, 3))))
   return top, (winner.astype(jnp.int8), x.shape, bias)
