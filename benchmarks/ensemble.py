@@ -49,7 +49,7 @@ def step_times(members, batch, repeats):
 
     def run(step=step, box=box, batch_arrays=batch_arrays):
       box["state"], box["records"], m = step(box["state"], box["records"], batch_arrays,
-                                             box["key"])
+                                             box["key"], True)
       jax.block_until_ready(m)
 
     with jax.set_mesh(mesh):

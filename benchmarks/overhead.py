@@ -375,13 +375,13 @@ class JaxStep:
     self.records = train.init_records(n, config.ensemble, mesh)
     fn = train.make_train_step(config, mean, std, spe, record)
     t = time.perf_counter()
-    self.compiled = fn.lower(self.state, self.records, batch0, self.key).compile(
+    self.compiled = fn.lower(self.state, self.records, batch0, self.key, True).compile(
         compiler_options)
     self.compile_s = time.perf_counter() - t
 
   def __call__(self, batch):
     import jax
-    self.state, self.records, metrics = self.compiled(self.state, self.records, batch, self.key)
+    self.state, self.records, metrics = self.compiled(self.state, self.records, batch, self.key, True)
     jax.block_until_ready((self.state, self.records, metrics))
     return metrics
 

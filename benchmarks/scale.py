@@ -125,11 +125,11 @@ def _update_cost(n, batch, repeats, shard, mesh):
   box = dict(state=state, recs=recs)
 
   def with_rec():
-    box["state"], box["recs"], m = steps[True](box["state"], box["recs"], b, key)
+    box["state"], box["recs"], m = steps[True](box["state"], box["recs"], b, key, True)
     jax.block_until_ready(m)
 
   def without():
-    box["state"], box["recs"], m = steps[False](box["state"], box["recs"], b, key)
+    box["state"], box["recs"], m = steps[False](box["state"], box["recs"], b, key, True)
     jax.block_until_ready(m)
 
   logits = _logits(batch, mesh)
@@ -191,7 +191,7 @@ def devices(batch, repeats):
 
     def step():
       with jax.set_mesh(mesh):
-        box["state"], box["recs"], m = steps[True](box["state"], box["recs"], b, key)
+        box["state"], box["recs"], m = steps[True](box["state"], box["recs"], b, key, True)
       jax.block_until_ready(m)
 
     step()
@@ -385,7 +385,7 @@ def sharded(n, batch, repeats):
             steps[True].lower(state, box["step_recs"], b, key).compile(), n // mesh.size)[2]
 
         def step(box=box, step_fn=steps[True], b=b, key=key):
-          box["state"], box["step_recs"], m = step_fn(box["state"], box["step_recs"], b, key)
+          box["state"], box["step_recs"], m = step_fn(box["state"], box["step_recs"], b, key, True)
           jax.block_until_ready(m)
 
         fns[name, "step_with_records_ms"] = step

@@ -17,7 +17,8 @@ def get_config():
   c.seed = 0
   c.data = dict(
       # digits | fashion_mnist | cifar10 | tfds:<name> | npz:<path> | folder:<path>
-      # | arrayrecord:<dir> (python -m jaxclean.data.convert) | npy:<dir>; the last two stream.
+      # | arrayrecord:<dir> (python -m jaxclean.data.convert) | npy:<dir> | hf:<name or dir>
+      # (Hugging Face datasets); the last three stream.
       name="digits",
       data_dir="",  # '' = the source's default location
       cache_dir="",  # decoded-image cache ('' = ~/.cache/jaxclean)
@@ -27,6 +28,8 @@ def get_config():
       cifar10_labels="clean",  # clean | aggre | worst | random1 | random2 | random3 (CIFAR-10N)
       train_size=0,  # keep the first n training examples (0 = all)
       eval_size=0,
+      image_key="",  # hf: the image column ('' = the Image feature)
+      label_key="",  # hf: the label column ('' = the ClassLabel feature)
   )
   c.noise = dict(kind="uniform", rate=0.3, seed=0, pairs="")  # kind: none | uniform | asymmetric
   # auto: the MLP for vectors and images under 16x16, the small CNN above (models.auto).
@@ -42,10 +45,15 @@ def get_config():
   c.trajectories = False  # also stream per-epoch margin and correctness to WORKDIR/trajectories/
   c.ensemble = 1  # members trained together in one step (vmap); scores are their means
   # threshold_samples: none | two_runs (two trainings, N // C relabelled each) | copies (one run).
-  # rule (copies): calibrated (cut at the estimated count) | percentile (the paper's 99th).
+  # rule (copies): confident (the count from the early window's confident joint, flagged =
+  # that many top suspects) | percentile (the paper's 99th) | calibrated (mixture proportion).
   # copies_margin: real (the extra class never counts against a real label) | all.
-  c.aum = dict(skip_epochs=1, threshold_samples="copies", percentile=99.0, rule="percentile",
+  c.aum = dict(skip_epochs=1, threshold_samples="copies", percentile=99.0, rule="confident",
                copies_margin="real")
+  # The early window: the records' early fields (the suggestion, `combined`, the count) stop
+  # after the first epoch, from the min_epochs-th on, in which the threshold copies' training
+  # accuracy reaches copies_accuracy: the model has started to memorise wrong labels.
+  c.early = dict(copies_accuracy=0.1, min_epochs=2)
   # Clean and retrain: method none | keep_all | aum_threshold | score | oracle | random.
   c.clean = dict(method="none", score="forgetting", fraction=0.1, count=0, seed=0)
   # Retraining recipe: the detection run's settings, with these replaced where set.

@@ -39,8 +39,11 @@ def check_config(config) -> None:
   _require(config.aum.threshold_samples in THRESHOLD_SAMPLES,
            f"aum.threshold_samples={config.aum.threshold_samples!r}; valid: "
            f"{', '.join(THRESHOLD_SAMPLES)}")
-  _require(config.aum.rule in ("calibrated", "percentile"),
-           f"aum.rule={config.aum.rule!r}; valid: calibrated, percentile")
+  _require(config.aum.rule in ("confident", "calibrated", "percentile"),
+           f"aum.rule={config.aum.rule!r}; valid: confident, calibrated, percentile")
+  _require(0 < config.early.copies_accuracy <= 1 and config.early.min_epochs >= 1,
+           f"early.copies_accuracy must be in (0, 1] and early.min_epochs >= 1, got "
+           f"{config.early.copies_accuracy} and {config.early.min_epochs}")
   _require(config.aum.copies_margin in ("real", "all"),
            f"aum.copies_margin={config.aum.copies_margin!r}; valid: real, all")
   _require(0 < config.aum.percentile <= 100,
@@ -65,7 +68,7 @@ def check_config(config) -> None:
   if n.kind == "asymmetric":
     noise.parse_pairs(n.pairs)
   kind, _, arg = config.data.name.partition(":")
-  _require(config.data.name in ("digits", "fashion_mnist", "cifar10")
+  _require(config.data.name in ("digits", "fashion_mnist", "cifar10", sources.ARRAYS)
            or (kind in ("tfds", "npz", "folder", *sources.STREAMED) and arg),
            f"unknown data set {config.data.name!r}; valid names: {', '.join(sources.NAMES)}")
   c = config.clean
@@ -82,3 +85,13 @@ def check_config(config) -> None:
   _require(config.checkpoint.every_steps >= 0 and config.checkpoint.keep >= 1,
            "checkpoint.every_steps must be >= 0 and checkpoint.keep >= 1")
   _require(config.num_devices >= 0, f"num_devices must be >= 0, got {config.num_devices}")
+
+
+def check_classes(labels, class_names) -> None:
+  """Refuses training labels (after labels_file and noise) that use fewer than two classes."""
+  import numpy as np
+  used = np.unique(labels)
+  _require(len(used) >= 2,
+           f"the training labels use {len(used)} of {len(class_names)} classes"
+           + (f" (only {class_names[used[0]]!r})" if len(used) else "")
+           + "; telling wrong labels apart needs at least two classes in use")

@@ -11,6 +11,7 @@ and writes what comes out.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from jaxclean import checks, clean, noise, outputs, parallel, quality, report, threshold, train
+from jaxclean import workdir as workdir_lib
 from jaxclean import data as data_lib
 from jaxclean import models
 from jaxclean import records as records_lib
@@ -35,6 +37,7 @@ class Recorded:
   """What training left: records of every example and the model's predictions."""
   records: records_lib.Records | None  # host copy, (members, N); each example from a run that scored it
   predicted: np.ndarray  # eval-mode prediction of the final model(s) on every training example
+                         # (it has memorised most wrong labels: the suggestion is in the records)
   history: pd.DataFrame
   flags: dict[str, np.ndarray] | None  # threshold flags, see `threshold.flag` and `threshold.cut`
   copies: records_lib.Records | None = None  # records of the threshold copies (copies mode)
@@ -75,7 +78,8 @@ def record(config, ds: data_lib.Dataset, labels: np.ndarray, workdir: str, mesh)
       run_labels, classes = threshold.relabel(labels, samples, ds.num_classes), classes + 1
     result = train.fit(config, ds.train.images, run_labels, classes,
                        os.path.join(workdir, f"threshold_run{run}") if two_runs else workdir,
-                       mean, std, test=ds.test, mesh=mesh, eval_classes=ds.num_classes)
+                       mean, std, test=ds.test, mesh=mesh, eval_classes=ds.num_classes,
+                       wrong_rows=samples)
     runs.append((result, _predict(eval_step, result.state, ds, labels, config, mesh), samples))
   if not two_runs:
     result, predicted, _ = runs[0]
@@ -107,28 +111,51 @@ def _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step)
   run_labels = np.concatenate([labels, np.full(len(sources), c, labels.dtype)])
   result = train.fit(config, images, run_labels, c + 1, workdir, mean, std, test=ds.test,
                      mesh=mesh, eval_classes=c,
-                     margin_classes=c if config.aum.copies_margin == "real" else None)
+                     margin_classes=c if config.aum.copies_margin == "real" else None,
+                     wrong_rows=np.arange(n, len(run_labels)))
   predicted = _predict(eval_step, result.state, ds, labels, config, mesh)
   if not config.record_dynamics:
     return Recorded(None, predicted, result.history, None)
   originals = jax.tree.map(lambda a: a[..., :n], result.records)
   copies = jax.tree.map(lambda a: a[..., n:], result.records)
-  flags = threshold.cut(np.asarray(scores_lib.ensemble_scores(originals)["aum"]),
-                        np.asarray(scores_lib.ensemble_scores(copies)["aum"]),
-                        config.aum.rule, config.aum.percentile)
+  values = scores_lib.ensemble_scores(originals)
+  if config.aum.rule == "confident":
+    flags = confident_flags(values, scores_lib.suggestion(originals)[0], labels, c)
+  else:
+    flags = threshold.cut(np.asarray(values["aum"]),
+                          np.asarray(scores_lib.ensemble_scores(copies)["aum"]),
+                          config.aum.rule, config.aum.percentile)
   return Recorded(originals, predicted, result.history, flags, copies)
+
+
+def confident_flags(values: dict, suggested, labels: np.ndarray, num_classes: int) -> dict:
+  """The count from the early window's confident joint (`threshold.confident_count`), and
+  that many top suspects by `combined` flagged: the cut at the estimated count."""
+  estimate, _ = threshold.confident_count(
+      np.asarray(values["early_confidence"]), np.asarray(values["early_rival"]),
+      np.asarray(suggested), labels, num_classes)
+  score = np.asarray(scores_lib.combined(values["early_el2n"], labels))
+  flagged = np.zeros(len(labels), bool)
+  flagged[np.argsort(-score, kind="stable")[:estimate]] = True
+  cut = float(score[flagged].min()) if estimate else np.inf
+  return dict(flagged=flagged, score=score, threshold=np.full(len(labels), cut),
+              estimate=estimate)
 
 
 def score_table(recorded: Recorded, labels: np.ndarray, is_noisy: np.ndarray | None
                 ) -> pd.DataFrame:
   """One row per training example in source order."""
-  df = pd.DataFrame(dict(index=np.arange(len(labels)), given_label=labels,
-                         predicted_label=recorded.predicted))
+  df = pd.DataFrame(dict(index=np.arange(len(labels)), given_label=labels))
+  if recorded.records is not None:
+    suggested, support = scores_lib.suggestion(recorded.records)
+    df["suggested_label"] = np.asarray(suggested)
+    df["suggested_support"] = np.asarray(support)
+  df["final_prediction"] = recorded.predicted
   if recorded.records is not None:
     values = scores_lib.ensemble_scores(recorded.records)
     for name in scores_lib.SCORES:
       df[name] = np.asarray(values[name])
-    df["combined"] = np.asarray(scores_lib.combined(values["el2n"], labels))
+    df["combined"] = np.asarray(scores_lib.combined(values["early_el2n"], labels))
   if is_noisy is not None:
     df["is_noisy"] = is_noisy
   return df
@@ -187,15 +214,20 @@ def label_issues(df: pd.DataFrame, flagged: np.ndarray, recommended: str | None)
   """The columns of cleanlab's `Datalab.get_issues("label")`, indexed like the training split.
 
   `label_score` is in [0, 1], low = likely a label issue (as cleanlab's): one
-  minus the percentile rank of the recommended score's suspicion.
+  minus the percentile rank of the recommended score's suspicion. `predicted_label`
+  is what the label likely should be: the suggestion for a flagged example, the
+  given label otherwise (the final model's prediction when nothing was recorded).
   """
   if recommended is None:
     score = np.full(len(df), np.nan)
   else:
     suspicion = pd.Series(scores_lib.suspicion(recommended, df[recommended].to_numpy()))
     score = 1.0 - suspicion.rank(pct=True, method="average").to_numpy()
+  given = df["given_label"].to_numpy()
+  predicted = (np.where(flagged, df["suggested_label"], given) if "suggested_label" in df
+               else df["final_prediction"].to_numpy())
   return pd.DataFrame(dict(is_label_issue=flagged, label_score=score,
-                           given_label=df["given_label"], predicted_label=df["predicted_label"]),
+                           given_label=given, predicted_label=predicted),
                       index=pd.Index(df["index"], name="index"))
 
 
@@ -214,9 +246,10 @@ def write_outputs(workdir: str, df: pd.DataFrame, det: pd.DataFrame | None,
     outputs.write_table(os.path.join(workdir, "threshold_samples.csv"),
                         pd.DataFrame({k: np.asarray(values[k]) for k in scores_lib.SCORES}))
   if flags is not None:
-    outputs.write_table(os.path.join(workdir, "flagged.csv"), pd.DataFrame(dict(
-        index=df["index"], flagged=flags["flagged"], aum=flags["aum"],
-        threshold=flags["threshold"])))
+    name = "combined" if "score" in flags else "aum"  # the value the cut compares
+    outputs.write_table(os.path.join(workdir, "flagged.csv"), pd.DataFrame({
+        "index": df["index"], "flagged": flags["flagged"], name: flags.get("score", flags.get("aum")),
+        "threshold": flags["threshold"]}))
   report = dict(estimated_wrong_labels=summary["estimated_wrong_labels"],
                 flagged=summary["flagged"])
   if det is not None:
@@ -224,8 +257,13 @@ def write_outputs(workdir: str, df: pd.DataFrame, det: pd.DataFrame | None,
   outputs.write_json(os.path.join(workdir, "detection.json"), report)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       dataset: data_lib.Dataset | None = None) -> dict:
   """The main job: check, load, train and record, score every training label, write it all.
+
+  `dataset` (e.g. `data.sources.from_arrays`) replaces loading `config.data`.
+  The workdir is held for the run (`jaxclean.workdir.hold`): a second run on
+  it is refused. Every bad input raises `checks.InputError` before training.
 
   Writes to `workdir` (process 0 only): scores.csv/.parquet, detection.json,
   summary.json, label_issues.csv, report.html, history.csv, config.json;
@@ -236,12 +274,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   the retraining summary.
   """
   checks.check_config(config)
-  ds = data_lib.load(config.data)
+  lead = jax.process_index() == 0
+  with workdir_lib.hold(workdir) if lead else contextlib.nullcontext():
+    return _detect(config, workdir, data_lib.load(config.data) if dataset is None else dataset)
+
+
+def _detect(config, workdir: str, ds: data_lib.Dataset) -> dict:
+  """`train_and_evaluate` on a loaded data set, in a held workdir."""
   labels, is_noisy = noisy_labels(config, ds)
+  checks.check_classes(labels, ds.class_names)
   config = resolve(config, ds)
   mesh = parallel.make_mesh(config.num_devices)
   lead = jax.process_index() == 0
-  say = print if lead and config.progress else (lambda *a, **k: None)
+  say = print if lead else (lambda *a, **k: None)  # the summary; progress is train.fit's
   say(f"jaxclean: {ds.name}, {len(labels):,} training examples in {ds.num_classes} classes "
       f"(test {len(ds.test):,}); model {config.model.name} x{config.ensemble}, "
       f"{config.num_epochs} epochs, {mesh.size} {jax.default_backend()} device(s); "

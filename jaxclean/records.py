@@ -1,7 +1,8 @@
 """Per-example training-dynamics records, updated inside a jitted step.
 
-`Records` holds O(N) streaming statistics: 32 bytes per example whatever the
-number of epochs. `update` takes the logits a train step already computed and
+`Records` holds O(N) streaming statistics: 54 bytes per example whatever the
+number of epochs and (up to 32,767) classes; at C = 1000 a running mean over the
+classes would take 4,000. `update` takes the logits a train step already computed and
 scatters the new statistics into the rows named by the batch's example
 indices; padding rows (mask False) are sent out of bounds and dropped, so they
 never touch a record. `update_sharded` does the same for records split over
@@ -20,6 +21,16 @@ Byte budget per example (see `BYTES_PER_EXAMPLE`):
   forgotten  i16   correct -> incorrect transitions between consecutive presentations
   correct    bool  correct at the last presentation
   learned    bool  correct at some presentation
+The early window (presentations while `early` is True: before the model starts
+memorising wrong labels, which the protocol reads off the threshold copies):
+  early_seen      i16  presentations in the window
+  early_prob      f32  sum of the assigned-label probability in the window
+  early_other     f32  sum of the strongest other class's probability in the window
+  early_el2n      f32  sum of EL2N in the window
+  suggested       i16  the class the model favours over the assigned label: a weighted
+                       Boyer-Moore vote of the strongest other class, weighted by its probability
+  suggested_vote  f32  that vote's weight
+  suggested_wins  i16  window presentations it won since it became the candidate
 """
 
 from __future__ import annotations
@@ -43,6 +54,13 @@ class Records:
   forgotten: jax.Array
   correct: jax.Array
   learned: jax.Array
+  early_seen: jax.Array
+  early_prob: jax.Array
+  early_other: jax.Array
+  early_el2n: jax.Array
+  suggested: jax.Array
+  suggested_vote: jax.Array
+  suggested_wins: jax.Array
 
   @property
   def num_examples(self) -> int:
@@ -53,7 +71,10 @@ _DTYPES = dict(
     margin_sum=jnp.float32, margin=jnp.float32, prob_mean=jnp.float32,
     prob_m2=jnp.float32, el2n_sum=jnp.float32, loss=jnp.float32,
     seen=jnp.int16, aum_seen=jnp.int16, forgotten=jnp.int16,
-    correct=jnp.bool_, learned=jnp.bool_)
+    correct=jnp.bool_, learned=jnp.bool_,
+    early_seen=jnp.int16, early_prob=jnp.float32, early_other=jnp.float32,
+    early_el2n=jnp.float32, suggested=jnp.int16, suggested_vote=jnp.float32,
+    suggested_wins=jnp.int16)
 
 BYTES_PER_EXAMPLE = sum(jnp.dtype(d).itemsize for d in _DTYPES.values())
 
@@ -74,11 +95,15 @@ def dynamics(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
   num_classes = logits.shape[-1]
   onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
   assigned = jnp.sum(logits * onehot, axis=-1)
-  other = jnp.max(jnp.where(onehot > 0, -jnp.inf, logits), axis=-1)
+  others = jnp.where(onehot > 0, -jnp.inf, logits)
+  other = jnp.max(others, axis=-1)
   logp = jax.nn.log_softmax(logits)
   prob = jnp.exp(logp)
   margin = assigned - other
+  rival = jnp.argmax(others, axis=-1)
   return dict(
+      rival=rival,  # the strongest other class
+      rival_prob=jnp.take_along_axis(prob, rival[:, None], -1)[:, 0],
       margin=margin,
       correct=margin > 0,
       loss=-jnp.sum(logp * onehot, axis=-1),
@@ -88,8 +113,8 @@ def dynamics(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
 
 
 def update(records: Records, index: jax.Array, logits: jax.Array,
-           labels: jax.Array, mask: jax.Array, count_aum: jax.Array | bool = True
-           ) -> Records:
+           labels: jax.Array, mask: jax.Array, count_aum: jax.Array | bool = True,
+           early: jax.Array | bool = True) -> Records:
   """Adds one presentation of each unmasked batch example to `records`.
 
   Args:
@@ -100,6 +125,8 @@ def update(records: Records, index: jax.Array, logits: jax.Array,
     mask: (B,) bool, False for padding rows; those rows are dropped.
     count_aum: whether this presentation counts for AUM (False during the
       first `skip_epochs` epochs); a traced scalar is fine.
+    early: whether this presentation is in the early window (the `early_*` and
+      `suggested*` fields); a traced scalar is fine.
   Indices must be unique within a batch (true for epoch-based sampling).
   """
   d = dynamics(logits, labels)
@@ -118,6 +145,16 @@ def update(records: Records, index: jax.Array, logits: jax.Array,
   m2 = get(records.prob_m2) + delta * (d["prob"] - new_mean)
   aum = jnp.asarray(count_aum, jnp.bool_)
   forgot = was_correct & ~d["correct"]
+  early = jnp.asarray(early, jnp.bool_)
+  in_early = lambda new, old: jnp.where(early, new, old)
+  # Weighted Boyer-Moore: the strongest other class votes with its probability; a
+  # rival outvoting the candidate takes its place with the surplus.
+  cand, vote, wins = get(records.suggested), get(records.suggested_vote), get(records.suggested_wins)
+  first = get(records.early_seen) == 0
+  same = (cand == d["rival"]) & ~first
+  vote_after = jnp.where(same, vote + d["rival_prob"], vote - d["rival_prob"])
+  take = ~same & ((vote_after < 0) | first)
+  wins_after = jnp.where(take, 1, wins.astype(jnp.int32) + same)
 
   return Records(
       margin_sum=put(records.margin_sum,
@@ -133,12 +170,21 @@ def update(records: Records, index: jax.Array, logits: jax.Array,
       # Written through `was_correct` so XLA updates in place instead of copying.
       correct=put(records.correct, jnp.where(mask, d["correct"], was_correct)),
       learned=put(records.learned, learned | d["correct"]),
+      early_seen=put(records.early_seen,
+                     get(records.early_seen).astype(jnp.int32) + early.astype(jnp.int32)),
+      early_prob=put(records.early_prob, get(records.early_prob) + jnp.where(early, d["prob"], 0.0)),
+      early_other=put(records.early_other,
+                      get(records.early_other) + jnp.where(early, d["rival_prob"], 0.0)),
+      early_el2n=put(records.early_el2n, get(records.early_el2n) + jnp.where(early, d["el2n"], 0.0)),
+      suggested=put(records.suggested, in_early(jnp.where(take, d["rival"], cand), cand)),
+      suggested_vote=put(records.suggested_vote, in_early(jnp.abs(vote_after), vote)),
+      suggested_wins=put(records.suggested_wins, in_early(wins_after, wins)),
   )
 
 
 def update_sharded(records: Records, index: jax.Array, logits: jax.Array, labels: jax.Array,
                    mask: jax.Array, count_aum: jax.Array | bool = True,
-                   axis_name: str = "data") -> Records:
+                   early: jax.Array | bool = True, axis_name: str = "data") -> Records:
   """`update` for records whose rows are split in contiguous blocks over mesh axis `axis_name`.
 
   Call inside `jax.jit` under `jax.set_mesh`, with records placed as
@@ -152,11 +198,12 @@ def update_sharded(records: Records, index: jax.Array, logits: jax.Array, labels
   (benchmarks/README.md, "Records at scale").
   """
 
-  def local(rec, index, logits, labels, mask, count_aum):
+  def local(rec, index, logits, labels, mask, count_aum, early):
     start = jax.lax.axis_index(axis_name) * rec.num_examples
     own = mask & (index >= start) & (index < start + rec.num_examples)
-    return update(rec, index - start, logits, labels, own, count_aum)
+    return update(rec, index - start, logits, labels, own, count_aum, early)
 
-  return jax.shard_map(local, in_specs=(P(axis_name), P(), P(), P(), P(), P()),
+  return jax.shard_map(local, in_specs=(P(axis_name), P(), P(), P(), P(), P(), P()),
                        out_specs=P(axis_name))(records, index, logits, labels, mask,
-                                               jnp.asarray(count_aum, jnp.bool_))
+                                               jnp.asarray(count_aum, jnp.bool_),
+                                               jnp.asarray(early, jnp.bool_))

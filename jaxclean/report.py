@@ -8,11 +8,11 @@ thumbnails are inline PNG data URIs, CSS is inline, nothing is fetched) with
   - a summary of the run and, when the wrong labels are known, the detection
     quality of every score;
   - a gallery of the `top` most suspicious examples by the run's recommended
-    score: thumbnail, given and predicted class, score and rank (a table for
-    vector data, or when the images cannot be loaded);
+    score: thumbnail, given and suggested class (with the suggestion's support),
+    score and rank (a table for vector data, or when the images cannot be loaded);
   - the data map (variability vs confidence, Swayamdipta et al. 2020);
   - the AUM histogram with the threshold samples' AUMs and the threshold;
-  - per given class, how many examples are flagged and what they are predicted as;
+  - per given class, how many examples are flagged and what labels are suggested for them;
   - the training curves.
 
 Inputs (see README, Outputs): summary.json and scores.csv are required;
@@ -40,7 +40,7 @@ DEFAULT_TOP = 60
 THUMB_PX = 80  # thumbnails are upscaled (nearest neighbour) to about this size
 MIN_IMAGE_PIXELS = 16  # H * W below this is vector data: a table, not thumbnails
 SCORE_COLUMNS = ("forgetting", "aum", "margin", "el2n", "confidence", "variability", "loss",
-                 "combined")
+                 "early_el2n", "early_confidence", "early_rival", "combined", "suggested_support")
 MAX_PLOT_POINTS = 20000  # data map points drawn per group (random subsample beyond)
 # Colours shared by the plots and the page.
 FLAGGED_COLOUR = "#d1495b"
@@ -81,7 +81,7 @@ def _read_run(workdir: str) -> dict:
   if not isinstance(summary, dict):
     raise ReportError(f"{os.path.join(workdir, 'summary.json')} is not a JSON object")
   scores = _read_csv(workdir, "scores.csv")
-  missing = {"index", "given_label", "predicted_label"} - set(scores.columns)
+  missing = {"index", "given_label"} - set(scores.columns)
   if missing:
     raise ReportError(f"{os.path.join(workdir, 'scores.csv')} lacks columns {sorted(missing)}")
   if len(scores) == 0:
@@ -167,13 +167,24 @@ def _flags(run: dict, order: np.ndarray, estimated: int | None) -> tuple[np.ndar
   if flagged is not None and {"index", "flagged"} <= set(flagged.columns):
     by_index = dict(zip(flagged["index"].to_numpy(), _bool(flagged["flagged"])))
     mask = np.array([by_index.get(i, False) for i in scores["index"].to_numpy()], bool)
-    return mask, "flagged by the AUM threshold samples (flagged.csv)"
+    return mask, "flagged (flagged.csv)"
   if estimated is not None:
     mask = np.zeros(len(scores), bool)
     mask[order[:max(0, min(estimated, len(scores)))]] = True
     return mask, (f"the top {estimated:,} (the estimated number of wrong labels) "
                   f"by the ranking score")
   return None, ""
+
+
+def _suggestion(scores: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+  """Each row's suggested label and its support (scores.csv's suggestion; in a run that
+  recorded nothing, the final model's prediction; in older workdirs, predicted_label)."""
+  if "suggested_label" in scores:
+    return scores["suggested_label"].to_numpy(), scores["suggested_support"].to_numpy()
+  for column in ("final_prediction", "predicted_label"):
+    if column in scores:
+      return scores[column].to_numpy(), None
+  return scores["given_label"].to_numpy(), None
 
 
 def _bool(column: pd.Series) -> np.ndarray:
@@ -467,6 +478,7 @@ def _render(run: dict, top: int) -> str:
     if images is not None:
       lo, hi = _display_range(images)
   others = [c for c in SCORE_COLUMNS if c in scores.columns]
+  suggested_all, support_all = _suggestion(scores)
   suspects = []
   rows = scores.iloc[shown]
   for rank, (pos, row) in enumerate(zip(shown, rows.itertuples(index=False)), 1):
@@ -475,11 +487,12 @@ def _render(run: dict, top: int) -> str:
     thumb = None
     if images is not None and index is not None and 0 <= index < len(images):
       thumb = _thumbnail(images[index], lo, hi)
-    given, predicted = _as_int(r["given_label"]), _as_int(r["predicted_label"])
+    given, suggested = _as_int(r["given_label"]), _as_int(suggested_all[pos])
     suspects.append(dict(
         rank=rank, index=index, thumb=thumb,
-        given=_class_name(names, given), predicted=_class_name(names, predicted),
-        agree=given == predicted,
+        given=_class_name(names, given), suggested=_class_name(names, suggested),
+        support=None if support_all is None else _percent(support_all[pos]),
+        agree=given == suggested,
         score=_fmt(r[score]) if score else "–",
         wrong=None if is_noisy is None else bool(is_noisy[pos]),
         flagged=None if flagged is None else bool(flagged[pos]),
@@ -489,13 +502,12 @@ def _render(run: dict, top: int) -> str:
   group = flagged if flagged is not None else np.isin(np.arange(n), shown)
   group_name = "flagged" if flagged is not None else f"in the top {len(shown)}"
   given_all = scores["given_label"].to_numpy()
-  predicted_all = scores["predicted_label"].to_numpy()
   classes = sorted(set(np.unique(given_all).tolist()) | set(range(len(names))))
   per_class = []
   for c in classes:
     in_class = given_all == c
     mask = in_class & group
-    to = pd.Series(predicted_all[mask]).value_counts()
+    to = pd.Series(suggested_all[mask]).value_counts()
     to = sorted(to.items(), key=lambda kv: (kv[0] == c, -kv[1], kv[0]))  # the class itself last
     per_class.append(dict(
         name=_class_name(names, c), total=int(in_class.sum()), count=int(mask.sum()),

@@ -17,13 +17,18 @@ means a suspicious label, False when a low value does.
                2020). Low = suspicious.
   variability  standard deviation (ddof=0) of that probability. High = ambiguous.
   loss         cross-entropy at the last presentation. High = suspicious.
-  combined     mean percentile rank of EL2N and of EL2N centred on its mean within
-               the given class (`combined`, which needs the labels): a hard
-               class's correct examples have large errors too, and centring
+  early_el2n   EL2N over the early window only (before the model memorises wrong
+               labels: `Records` and `jaxclean.train`). High = suspicious.
+  early_confidence  mean assigned-label probability over the early window. Low = suspicious.
+  combined     mean percentile rank of early EL2N and of early EL2N centred on its
+               mean within the given class (`combined`, which needs the labels): a
+               hard class's correct examples have large errors too, and centring
                removes that difficulty but also a real difference between
-               classes' noise; ranking by both halves the correction. Measured
-               above AUM and EL2N on average (experiments/results/defaults).
-               High = suspicious.
+               classes' noise; ranking by both halves the correction. Read off
+               the early window, it does not decay as the model memorises
+               (experiments/results/defaults). High = suspicious.
+The suggestion (`suggestion`): the class the model favoured over the given label
+during the early window, and the share of the window's presentations it won.
 """
 
 from __future__ import annotations
@@ -67,6 +72,32 @@ def loss(r: Records) -> jax.Array:
   return r.loss
 
 
+def early_el2n(r: Records) -> jax.Array:
+  return _div(r.early_el2n, r.early_seen)
+
+
+def early_confidence(r: Records) -> jax.Array:
+  return _div(r.early_prob, r.early_seen)
+
+
+def early_rival(r: Records) -> jax.Array:
+  """Mean probability of the strongest other class over the early window."""
+  return _div(r.early_other, r.early_seen)
+
+
+@jax.jit
+def suggestion(r: Records) -> tuple[jax.Array, jax.Array]:
+  """(suggested label, its support): the early window's weighted vote of the strongest
+  other class, and the share of the window's presentations it won since it led the vote.
+  With a leading member axis, the member whose vote is strongest decides."""
+  support = _div(r.suggested_wins.astype(jnp.float32), r.early_seen)
+  if r.suggested.ndim == 1:
+    return r.suggested.astype(jnp.int32), support
+  best = jnp.argmax(r.suggested_vote, axis=0)
+  pick = lambda a: jnp.take_along_axis(a, best[None], 0)[0]
+  return pick(r.suggested).astype(jnp.int32), pick(support)
+
+
 def _percentile_rank(v: jax.Array) -> jax.Array:
   """Rank of each value in [0, 1] (0 = smallest); ties broken by index."""
   ranks = jnp.zeros(v.shape, jnp.float32).at[jnp.argsort(v, stable=True)].set(
@@ -85,9 +116,11 @@ def combined(el2n_values: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 SCORES = dict(forgetting=forgetting, aum=aum, margin=margin, el2n=el2n,
-              confidence=confidence, variability=variability, loss=loss)
+              confidence=confidence, variability=variability, loss=loss,
+              early_el2n=early_el2n, early_confidence=early_confidence, early_rival=early_rival)
 SUSPICIOUS_HIGH = dict(forgetting=True, aum=False, margin=False, el2n=True,
-                       confidence=False, variability=True, loss=True, combined=True)
+                       confidence=False, variability=True, loss=True, early_el2n=True,
+                       early_confidence=False, early_rival=True, combined=True)
 
 
 @jax.jit

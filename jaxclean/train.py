@@ -112,13 +112,14 @@ def map_members(fn: Callable, *trees):
 
 def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: int,
                     record: bool, margin_classes: int | None = None) -> Callable:
-  """Jitted `(state, records, batch, key) -> (state, records, metrics)`.
+  """Jitted `(state, records, batch, key, early) -> (state, records, metrics)`.
 
   `batch` holds image, label, index and mask; padding rows (mask False) carry
   no loss and never touch a record. Metrics come back as (sum, count) pairs,
   averaged over the ensemble's members. With `margin_classes`, the outputs past
   it (the threshold copies' extra class) are left out of the records of
   examples labelled with a real class: their margin is among the real classes.
+  `early` (a bool scalar) says whether the step is in the records' early window.
   With `config.shard_records` the records must be placed as `init_records(...,
   shard=True)` and the step called under `jax.set_mesh`.
   """
@@ -126,7 +127,7 @@ def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: 
   skip = config.aum.skip_epochs
   update = records_lib.update_sharded if config.shard_records else records_lib.update
 
-  def step(state, records, batch, key):
+  def step(state, records, batch, key, early):
     key = jax.random.fold_in(key, state.step)
     x = augment(batch["image"].astype(jnp.float32), key, batch["index"], crop, flip)
     x = (x - mean) / std
@@ -152,8 +153,8 @@ def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: 
         extra = jnp.arange(logits.shape[-1]) >= margin_classes
         seen = jnp.where(extra & (labels < margin_classes)[:, None], -1e9, logits)  # finite:
         # -inf would make NaN of the one-hot products in `records.dynamics`
-      records = jax.vmap(update, in_axes=(0, None, 0, None, None, None))(
-          records, batch["index"], seen, labels, mask, count_aum)
+      records = jax.vmap(update, in_axes=(0, None, 0, None, None, None, None))(
+          records, batch["index"], seen, labels, mask, count_aum, early)
     members = logits.shape[0]
     metrics = dict(loss=jnp.sum(per_example * weight) / members,
                    correct=jnp.sum((jnp.argmax(logits, -1) == labels) * weight) / members,
@@ -247,7 +248,7 @@ def _restore(ckpt, tree: dict, history: list[dict], steps_per_epoch: int, total_
 
 def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdir: str,
         mean: np.ndarray, std: np.ndarray, test=None, mesh=None, eval_classes=None,
-        margin_classes=None) -> FitResult:
+        margin_classes=None, wrong_rows: np.ndarray | None = None) -> FitResult:
   """Trains `config.ensemble` models on (images, labels), recording per-example dynamics.
 
   Resumes from the newest readable checkpoint in `workdir/checkpoints`; a run
@@ -256,6 +257,13 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   overwritten. `test` (a split with images and labels) is evaluated every
   `eval_every_epochs` epochs and always after the last, predicting among the
   first `eval_classes` outputs; `margin_classes` is `make_train_step`'s.
+
+  The early window: rows `wrong_rows` are wrong by construction (threshold
+  examples), so their training accuracy shows when the model starts to memorise
+  wrong labels; the window closes after the first epoch (from the
+  `config.early.min_epochs`-th on) in which it reaches `config.early.copies_accuracy`,
+  and the records' early fields stop there, whatever the number of epochs. Without
+  such rows it spans the whole run.
   """
   mesh = mesh or parallel.make_mesh(config.num_devices)
   n, bs = len(labels), config.batch_size
@@ -272,22 +280,33 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   # Running (sum, count) metrics of the current epoch, checkpointed with the state
   # so that an epoch resumed mid-way still logs the whole epoch.
   zero_sums = parallel.replicate({k: np.float32(0) for k in ("loss", "correct", "count")}, mesh)
-  state, step_key = parallel.replicate((state, rng.key(config.seed, "augment")), mesh)
+  state, step_key, early = parallel.replicate((state, rng.key(config.seed, "augment"),
+                                               np.bool_(True)), mesh)
   history_path = os.path.join(workdir, "history.csv")
   history = pd.read_csv(history_path).to_dict("records") if os.path.exists(history_path) else []
-  start, tree, history = _restore(ckpt, dict(state=state, records=records, sums=zero_sums),
-                                  history, spe, total_steps)
-  state, records, epoch_sums = tree["state"], tree["records"], tree["sums"]
+  start, tree, history = _restore(
+      ckpt, dict(state=state, records=records, sums=zero_sums, early=early), history, spe,
+      total_steps)
+  state, records, epoch_sums, early = tree["state"], tree["records"], tree["sums"], tree["early"]
+  watch = (None if wrong_rows is None or not len(wrong_rows) or not config.record_dynamics
+           else jax.jit(lambda r, rows=jnp.asarray(wrong_rows): jnp.mean(r.correct[:, rows])))
 
   train_step = make_train_step(config, mean, std, spe, config.record_dynamics, margin_classes)
   eval_step = make_eval_step(mean, std, mesh, eval_classes)
 
   show = config.progress and jax.process_index() == 0
 
-  def end_epoch(epoch: int, sums: dict, seconds: float) -> None:
-    """Logs the epoch (evaluating when due) and writes its history and trajectories."""
+  def end_epoch(epoch: int, sums: dict, seconds: float) -> bool:
+    """Logs the epoch (evaluating when due), writes its history and trajectories, and
+    says whether the early window stays open."""
     row = dict(epoch=epoch, train_loss=sums["loss"] / sums["count"],
-               train_accuracy=sums["correct"] / sums["count"], seconds=seconds)
+               train_accuracy=sums["correct"] / sums["count"], seconds=seconds,
+               early=bool(parallel.fetch(early)))
+    still_early = row["early"]
+    if watch is not None:  # on every process: a reduction over records sharded across them
+      row["copies_accuracy"] = float(parallel.fetch(watch(records)))
+      still_early &= not (epoch + 1 >= config.early.min_epochs
+                          and row["copies_accuracy"] >= config.early.copies_accuracy)
     every = config.eval_every_epochs
     if test is not None and ((every and (epoch + 1) % every == 0)
                              or epoch + 1 == config.num_epochs):
@@ -306,6 +325,7 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
       outputs.write_table(history_path, pd.DataFrame(history))
       if host is not None:
         trajectories.write(workdir, epoch, host)
+    return still_early
 
   bar = tqdm.tqdm(total=total_steps, initial=start, disable=not show, unit="step",
                   dynamic_ncols=True, leave=False)
@@ -313,7 +333,7 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   with jax.set_mesh(mesh):
     for step, _, _, batch in pipeline.batches(images, labels, bs, config.seed, mesh,
                                               range(start, total_steps)):
-      state, records, metrics = train_step(state, records, batch, step_key)
+      state, records, metrics = train_step(state, records, batch, step_key, early)
       if prev is not None and jax.process_count() > 1:
         # Keep at most one step in flight: with many collective programs queued,
         # XLA's CPU client (gloo) can deadlock across processes.
@@ -326,9 +346,10 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
       bar.update(1)
       done = step + 1
       if done % spe == 0:
-        end_epoch(step // spe, _check_finite(epoch_sums, step), time.time() - t0)
+        if not end_epoch(step // spe, _check_finite(epoch_sums, step), time.time() - t0):
+          early = parallel.replicate(np.bool_(False), mesh)
         epoch_sums, t0 = zero_sums, time.time()
-      ckpt.maybe_save(done, dict(state=state, records=records, sums=epoch_sums),
+      ckpt.maybe_save(done, dict(state=state, records=records, sums=epoch_sums, early=early),
                       force=done % spe == 0)
   bar.close()
   ckpt.close()
