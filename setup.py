@@ -8,6 +8,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["jaxclean", "jaxclean.*", "third_party", "third_party.*"]),
     package_data={"jaxclean": ["templates/*.j2"]},  # the HTML report's template
     python_requires=">=3.10",
+    entry_points={"console_scripts": ["jaxclean=jaxclean.main:run"]},
     install_requires=[
         "jax>=0.8",
         "flax>=0.10",
@@ -29,7 +30,9 @@ setuptools.setup(
         "Jinja2>=3",  # the report's page
     ],
     extras_require={
-        "test": ["pytest>=8", "scipy"],
+        # datasets: the hf: source's tests; nbclient, nbformat, ipykernel: docs/quickstart.ipynb's.
+        "test": ["pytest>=8", "scipy", "datasets>=2.19", "nbclient", "nbformat", "ipykernel"],
+        "hf": ["datasets>=2.19"],  # data.name=hf:<name or dir>
         "peers": ["cleanlab>=2.6"],
         "torch": ["torch"],
         "peers_torch": ["torch", "aum"],  # third_party/aum_reference.py, benchmarks/end_to_end.py

@@ -1,4 +1,6 @@
-"""Command line: `python -m jaxclean.main --config=configs/default.py --workdir=runs/default`.
+"""Command line: `jaxclean --config=configs/default.py --workdir=runs/default`.
+
+`jaxclean` is setup.py's console command for `python -m jaxclean.main`; both run `run()`.
 
 Any config field can be overridden, e.g. `--config.noise.rate=0.4`. For
 multi-process runs pass `--distributed` (on TPU pods and SLURM/GPU clusters
@@ -31,9 +33,32 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's id.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _fail(message: str) -> None:
+  """The one line and exit status 2 that every bad input ends with."""
+  lines = str(message).strip().splitlines() or [""]
+  print(f"error: {lines[0]}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with a bad flag, config file or override as `_fail`'s line."""
+  try:
+    argv = flags.FLAGS(argv)
+    _CONFIG.value.get("seed")  # a config file that failed to load raises when first read
+    return argv
+  except flags.Error as e:
+    _fail(e)
+  except Exception as e:  # the config file is the user's code: its failures are bad input
+    while e.__cause__ or e.__context__:  # the first failure says what went wrong
+      e = e.__cause__ or e.__context__
+    why = [l for l in str(e).splitlines() if l.strip()] or [""]
+    _fail(f"cannot read the config (--config or an override): {type(e).__name__}: "
+          f"{why[-1].strip()}")
+
+
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    _fail(f"unexpected arguments {argv[1:]}")
   added = xla_defaults.apply()  # before the first JAX computation starts a backend
   heap = xla_defaults.reuse_heap()
   if not flags.FLAGS["verbosity"].present:  # library INFO logs (orbax, JAX) only when asked
@@ -55,9 +80,15 @@ def main(argv):
   try:
     protocol.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except checks.InputError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    _fail(e)
+  except FloatingPointError as e:  # the loss went NaN: data with NaN or inf, or too high a rate
+    _fail(f"{e} (NaN or inf in the data, or optimizer.lr too high)")
+
+
+def run():
+  """The `jaxclean` console command (setup.py's entry point): `python -m jaxclean.main`."""
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -12,6 +12,7 @@ read each batch by index (`jaxclean.data.arrays`), for data that does not fit.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import json
@@ -19,6 +20,8 @@ import os
 import pathlib
 import tarfile
 import tempfile
+import zipfile
+import zlib
 from typing import Iterator
 
 import numpy as np
@@ -28,8 +31,10 @@ from jaxclean.checks import InputError, MissingFile
 from jaxclean.data import arrays
 
 NAMES = ("digits", "fashion_mnist", "cifar10", "tfds:<name>", "npz:<path>", "folder:<path>",
-         "arrayrecord:<dir>", "npy:<dir>")
-STREAMED = ("arrayrecord", "npy")  # sources whose images stay on disk
+         "arrayrecord:<dir>", "npy:<dir>", "hf:<name or dir>")
+STREAMED = ("arrayrecord", "npy", "hf")  # sources whose images stay on disk
+ARRAYS = "arrays"  # the name of a data set given as arrays in Python (`from_arrays`)
+EVAL_SLICE = 500  # from_arrays without a test split: evaluate on this many training examples
 RECORD_FORMAT = 1  # meta.json "format" of `arrayrecord:` directories
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
@@ -154,8 +159,46 @@ def load(config) -> Dataset:
     splits, class_names, clean, origin = _arrayrecord(arg)
   elif kind == "npy" and arg:
     splits, class_names, clean, origin = _npy(arg)
+  elif kind == "hf" and arg:
+    from jaxclean.data import hf
+    splits, class_names, clean, origin = hf.load(arg, config.get("image_key", ""),
+                                                 config.get("label_key", ""))
+  elif name == ARRAYS:
+    raise InputError(f"data.name={ARRAYS!r} names arrays given in Python "
+                     "(jaxclean.find_label_issues), which a config cannot load; valid names: "
+                     f"{', '.join(NAMES)}")
   else:
     raise InputError(f"unknown data set {name!r}; valid names: {', '.join(NAMES)}")
+  return _finish(config, name, splits, class_names, clean, origin)
+
+
+def from_arrays(config, x, labels, x_test=None, y_test=None, class_names=None) -> Dataset:
+  """A `Dataset` named `ARRAYS` from numpy arrays, checked as an `.npz` is.
+
+  `x`: images (N, H, W, C) or (N, H, W), uint8 or float, or feature vectors
+  (N, D), which become (N, 1, 1, D). Without `x_test`, the eval split is the
+  first `EVAL_SLICE` training examples (a view, nothing held out): test accuracy
+  is then that of the training labels on them.
+  """
+  if (x_test is None) != (y_test is None):
+    raise InputError("give both x_test and y_test, or neither")
+  x, labels = np.asarray(x), np.asarray(labels)
+  if x_test is None:
+    x_test, y_test = x[:EVAL_SLICE], labels[:EVAL_SLICE]
+  splits = {}
+  for split, (images, y) in (("train", (x, labels)), ("test", (x_test, y_test))):
+    images = np.asarray(images)
+    images = images[:, None, None, :] if images.ndim == 2 else images
+    splits[split] = (_npz_images(images, split), _npz_labels(np.asarray(y), split))
+  names = None if class_names is None else [str(c) for c in class_names]
+  return _finish(config, ARRAYS, splits, _numbered_classes(splits, names, "class_names"), None,
+                 ARRAYS)
+
+
+def _finish(config, name: str, splits, class_names, clean, origin) -> Dataset:
+  """The splits picked by `config`, checked, with labels_file and the prefixes applied."""
+  train_split = config.get("train_split", "train")
+  eval_split = config.get("eval_split", "test")
   for which, split in (("train_split", train_split), ("eval_split", eval_split)):
     if split not in splits:
       raise InputError(f"unknown {which} {split!r} for data set {name!r}; "
@@ -208,8 +251,9 @@ def _check_range(labels: np.ndarray, num_classes: int, where: str) -> None:
 def _labels_file(path: str, n: int, num_classes: int) -> np.ndarray:
   """Training labels from a .npy file of n integers in [0, num_classes)."""
   if not os.path.isfile(path):
-    raise MissingFile(f"labels_file {path} does not exist")
-  labels = np.load(path, allow_pickle=False)
+    raise MissingFile(f"labels_file {path} does not exist or is not a file")
+  with _reading(path, "a .npy array of integer labels (labels_file)"):
+    labels = np.load(path, allow_pickle=False)
   if not isinstance(labels, np.ndarray):
     raise InputError(f"labels_file {path} must be a .npy array, not an .npz archive")
   if not np.issubdtype(labels.dtype, np.integer):
@@ -225,6 +269,22 @@ def _require(path: pathlib.Path) -> pathlib.Path:
   if not path.exists():
     raise MissingFile(f"{path} does not exist")
   return path
+
+
+@contextlib.contextmanager
+def _reading(path, what: str):
+  """Turns the errors of reading a damaged or wrong file (truncated, text, pickled, a
+  directory) into one InputError naming `path` and what it should be."""
+  try:
+    yield
+  except InputError:
+    raise
+  except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error,
+          tarfile.TarError) as e:
+    text = str(e).strip().splitlines()
+    why = ("not a numpy file: text or pickled data" if "pickled" in str(e)
+           else f"{type(e).__name__}{': ' + text[0][:200] if text else ''}")
+    raise InputError(f"cannot read {path} as {what} ({why})") from None
 
 
 def _digits():
@@ -256,13 +316,14 @@ def _fashion_mnist(data_dir: str, wanted):
 
 def _read_idx(path: pathlib.Path) -> np.ndarray:
   """A uint8 idx array (the MNIST file format): zero, zero, type 0x08, ndim, big-endian dims."""
-  with gzip.open(path, "rb") as f:
-    data = f.read()
-  if data[:3] != b"\0\0\x08":
-    raise InputError(f"{path} is not a uint8 idx file")
-  ndim = data[3]
-  shape = np.frombuffer(data, ">u4", ndim, offset=4)
-  return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+  with _reading(path, "a gzip'd uint8 idx file"):
+    with gzip.open(path, "rb") as f:
+      data = f.read()
+    if data[:3] != b"\0\0\x08":
+      raise InputError(f"{path} is not a uint8 idx file")
+    ndim = data[3]
+    shape = np.frombuffer(data, ">u4", ndim, offset=4)
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def _cifar10(data_dir: str, cache_dir: str, label_set: str, wanted):
@@ -290,7 +351,7 @@ def _cifar10(data_dir: str, cache_dir: str, label_set: str, wanted):
 
 def read_cifar10_labels(path: pathlib.Path, label_set: str):
   """(train labels of `label_set`, clean train labels, test labels, class names) from labels.npz."""
-  with np.load(path, allow_pickle=False) as f:
+  with _reading(path, "CIFAR-10N's labels.npz"), np.load(path, allow_pickle=False) as f:
     return (f[CIFAR10_LABEL_SETS[label_set]], f["train_label"], f["test_label"],
             tuple(str(c) for c in f["class_names"]))
 
@@ -308,7 +369,8 @@ def _cached_jpeg_tar(tar: pathlib.Path, cache_dir: str, sizes: dict[str, int]) -
   if path.exists():
     with np.load(path) as f:
       return {s: f[s] for s in f.files}
-  images = _decode_jpeg_tar(tar, sizes)
+  with _reading(tar, "a tar.gz of JPEG images"):
+    images = _decode_jpeg_tar(tar, sizes)
   cache.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp")
   try:
@@ -399,14 +461,23 @@ def _read_records(source, where: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _npz(path: str):
   """Keras-style x_train, y_train, x_test, y_test, optional class_names; classes 0..max label."""
-  with np.load(_require(pathlib.Path(path)), allow_pickle=False) as f:
+  with (_reading(path, "an .npz of x_train, y_train, x_test, y_test"),
+        np.load(_require(pathlib.Path(path)), allow_pickle=False) as f):
+    if not isinstance(f, np.lib.npyio.NpzFile):
+      raise InputError(f"{path} is a single .npy array, not an .npz archive")
     missing = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
     if missing:
       raise InputError(f"{path} lacks arrays {sorted(missing)}")
     splits = {s: (_npz_images(f[f"x_{s}"], s), _npz_labels(f[f"y_{s}"], s))
               for s in ("train", "test")}
-    names = [str(c) for c in f["class_names"]] if "class_names" in f.files else None
+    names = _class_names(f["class_names"], path) if "class_names" in f.files else None
   return splits, _numbered_classes(splits, names, path), None, str(pathlib.Path(path).resolve())
+
+
+def _class_names(names: np.ndarray, path) -> list[str]:
+  if names.ndim != 1:
+    raise InputError(f"{path}: class_names must be a 1-D array of names, got shape {names.shape}")
+  return [str(c) for c in names]
 
 
 def _numbered_classes(splits: dict, names: list[str] | None, path) -> list[str]:
@@ -424,11 +495,13 @@ def _npy(path: str):
   root = _require(pathlib.Path(path))
   splits = {}
   for split in ("train", "test"):
-    x_path = _require(root / f"x_{split}.npy")
-    x = np.load(x_path, mmap_mode="r", allow_pickle=False)
+    x_path, y_path = _require(root / f"x_{split}.npy"), _require(root / f"y_{split}.npy")
+    with _reading(x_path, "a .npy array of images"):
+      x = np.load(x_path, mmap_mode="r", allow_pickle=False)
     if x.dtype != np.uint8 and x.dtype != np.float32:
       raise InputError(f"{x_path}: images left on disk must be uint8 or float32, got {x.dtype}")
-    y = np.load(_require(root / f"y_{split}.npy"), allow_pickle=False)
+    with _reading(y_path, "a .npy array of integer labels"):
+      y = np.load(y_path, allow_pickle=False)
     splits[split] = (x[..., None] if x.ndim == 3 else x, _npz_labels(y, split))
   return splits, _numbered_classes(splits, None, root), None, str(root.resolve())
 
@@ -441,33 +514,41 @@ def _arrayrecord(path: str):
   meta_bytes = _require(root / "meta.json").read_bytes()
   try:
     meta = json.loads(meta_bytes)
-    version, shape, dtype, split_info = (meta["format"], tuple(meta["image_shape"]), meta["dtype"],
-                                         meta["splits"])
-  except (ValueError, KeyError, TypeError) as e:
+    version = meta["format"]
+    if version == RECORD_FORMAT:
+      shape, dtype = tuple(int(d) for d in meta["image_shape"]), np.dtype(meta["dtype"])
+      class_names = tuple(str(c) for c in meta["class_names"])
+      split_info = {split: (int(info["count"]), (np.array(info["mean"], np.float32),
+                                                  np.array(info["std"], np.float32)))
+                    for split, info in meta["splits"].items()}
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
     raise InputError(f"{root}/meta.json is not a converter's meta.json ({e!r})") from None
   if version != RECORD_FORMAT:
     raise InputError(f"{root}/meta.json has format {version}, this jaxclean reads format "
                      f"{RECORD_FORMAT}; convert the source again")
   splits = {}
-  for split, info in split_info.items():
-    images = arrays.RecordImages(str(_require(root / f"{split}.array_record")), shape, dtype,
-                                 meta_bytes, (np.array(info["mean"], np.float32),
-                                              np.array(info["std"], np.float32)))
-    labels = np.load(_require(root / f"{split}_labels.npy"), allow_pickle=False)
-    if not len(images) == len(labels) == info["count"]:
+  for split, (count, mean_std) in split_info.items():
+    path, labels_path = _require(root / f"{split}.array_record"), _require(root / f"{split}_labels.npy")
+    try:
+      images = arrays.RecordImages(str(path), shape, dtype, meta_bytes, mean_std)
+    except (OSError, RuntimeError, ValueError) as e:  # array_record raises RuntimeError
+      raise InputError(f"cannot read {path} as an ArrayRecord file ({e})") from None
+    with _reading(labels_path, "a .npy array of integer labels"):
+      labels = np.load(labels_path, allow_pickle=False)
+    if not len(images) == len(labels) == count:
       raise InputError(f"{root}: split {split!r} has {len(images)} records and {len(labels)} "
-                       f"labels, meta.json says {info['count']}")
+                       f"labels, meta.json says {count}")
     splits[split] = (images, labels)
-  return splits, tuple(meta["class_names"]), None, str(root.resolve())
+  return splits, class_names, None, str(root.resolve())
 
 
 def _npz_images(x: np.ndarray, split: str) -> np.ndarray:
   """Grayscale (N, H, W) gets a channel axis; floats become float32, integers 0..255 uint8."""
   x = x[..., None] if x.ndim == 3 else x
   if np.issubdtype(x.dtype, np.floating):
-    return x.astype(np.float32)
+    return x.astype(np.float32, copy=False)
   if np.issubdtype(x.dtype, np.integer) and (x.size == 0 or (x.min() >= 0 and x.max() <= 255)):
-    return x.astype(np.uint8)
+    return x.astype(np.uint8, copy=False)
   raise InputError(f"split {split!r}: images must be floats or integers in 0..255, got {x.dtype}")
 
 
