@@ -461,16 +461,17 @@ def _read_records(source, where: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _npz(path: str):
   """Keras-style x_train, y_train, x_test, y_test, optional class_names; classes 0..max label."""
-  with (_reading(path, "an .npz of x_train, y_train, x_test, y_test"),
-        np.load(_require(pathlib.Path(path)), allow_pickle=False) as f):
+  with _reading(path, "an .npz of x_train, y_train, x_test, y_test"):
+    f = np.load(_require(pathlib.Path(path)), allow_pickle=False)
     if not isinstance(f, np.lib.npyio.NpzFile):
       raise InputError(f"{path} is a single .npy array, not an .npz archive")
-    missing = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
-    if missing:
-      raise InputError(f"{path} lacks arrays {sorted(missing)}")
-    splits = {s: (_npz_images(f[f"x_{s}"], s), _npz_labels(f[f"y_{s}"], s))
-              for s in ("train", "test")}
-    names = _class_names(f["class_names"], path) if "class_names" in f.files else None
+    with f:
+      missing = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
+      if missing:
+        raise InputError(f"{path} lacks arrays {sorted(missing)}")
+      splits = {s: (_npz_images(f[f"x_{s}"], s), _npz_labels(f[f"y_{s}"], s))
+                for s in ("train", "test")}
+      names = _class_names(f["class_names"], path) if "class_names" in f.files else None
   return splits, _numbered_classes(splits, names, path), None, str(pathlib.Path(path).resolve())
 
 
