@@ -31,7 +31,10 @@ def create(workdir: str) -> None:
 @contextlib.contextmanager
 def hold(workdir: str):
   """Creates `workdir` and holds its lock until the block ends; InputError if another run
-  holds it."""
+  holds it. A URL (gs://...) has no file lock: it is left to its owner."""
+  if "://" in workdir:
+    yield
+    return
   create(workdir)
   path = os.path.join(workdir, LOCK)
   try:
