@@ -25,6 +25,7 @@ import numpy as np
 import optax
 import pandas as pd
 import tqdm
+import tqdm.auto
 from absl import logging
 from flax.training import train_state
 
@@ -327,8 +328,9 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
         trajectories.write(workdir, epoch, host)
     return still_early
 
-  bar = tqdm.tqdm(total=total_steps, initial=start, disable=not show, unit="step",
-                  dynamic_ncols=True, leave=False)
+  # tqdm.auto: a widget in a notebook; disable=None turns the bar off where stderr is no terminal.
+  bar = tqdm.auto.tqdm(total=total_steps, initial=start, disable=None if show else True,
+                       unit="step", dynamic_ncols=True, leave=False)
   prev, t0 = None, time.time()
   with jax.set_mesh(mesh):
     for step, _, _, batch in pipeline.batches(images, labels, bs, config.seed, mesh,

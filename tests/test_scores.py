@@ -9,10 +9,14 @@ from jaxclean import records as records_lib
 from jaxclean import scores
 
 
-def reference(history: np.ndarray, labels: np.ndarray, skip: int) -> dict:
-  """Scores from the full (epochs, N, C) logit history, written from the papers' definitions."""
+def reference(history: np.ndarray, labels: np.ndarray, skip: int, early: int | None = None
+              ) -> dict:
+  """Scores from the full (epochs, N, C) logit history, written from the papers' definitions;
+  the early window is the first `early` epochs (default all)."""
   epochs, n, c = history.shape
+  early = epochs if early is None else early
   out = {k: np.zeros(n) for k in scores.SCORES}
+  out["suggested"], out["support"] = np.zeros(n, int), np.zeros(n)
   for i in range(n):
     margins, correct, probs, el2ns = [], [], [], []
     for e in range(epochs):
@@ -32,6 +36,23 @@ def reference(history: np.ndarray, labels: np.ndarray, skip: int) -> dict:
     out["confidence"][i] = np.mean(probs)
     out["variability"][i] = np.std(probs)
     out["loss"][i] = -np.log(probs[-1])
+    out["early_el2n"][i] = np.mean(el2ns[:early])
+    out["early_confidence"][i] = np.mean(probs[:early])
+    # The strongest other class of each early presentation votes with its probability.
+    cand, vote, wins, rivals = None, 0.0, 0, []
+    for e in range(early):
+      z = history[e, i].astype(np.float64)
+      p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+      r = max((j for j in range(c) if j != labels[i]), key=lambda j: (z[j], -j))
+      rivals.append(p[r])
+      if cand is None or r == cand:
+        cand, vote, wins = r, vote + p[r], wins + 1
+      else:
+        vote -= p[r]
+        if vote < 0:
+          cand, vote, wins = r, -vote, 1
+    out["early_rival"][i] = np.mean(rivals)
+    out["suggested"][i], out["support"][i] = cand, wins / early
   return out
 
 
@@ -54,8 +75,9 @@ def handmade():
   return history, np.zeros(5, np.int32)
 
 
-def run_records(history, labels, skip, batch_size=3, seed=0):
-  """Feeds the history epoch by epoch in shuffled, padded batches; padding rows hold garbage."""
+def run_records(history, labels, skip, batch_size=3, seed=0, early=None):
+  """Feeds the history epoch by epoch in shuffled, padded batches; padding rows hold garbage.
+  The first `early` epochs (default all) are the early window."""
   epochs, n, c = history.shape
   rng = np.random.default_rng(seed)
   update = jax.jit(records_lib.update)
@@ -69,18 +91,22 @@ def run_records(history, labels, skip, batch_size=3, seed=0):
       logits = history[e, index].copy()
       logits[len(idx):] = 1e3 * rng.normal(size=(pad, c))  # must not count
       mask = np.arange(batch_size) < len(idx)
-      r = update(r, index, logits, labels[index], mask, e >= skip)
+      r = update(r, index, logits, labels[index], mask, e >= skip,
+                 early is None or e < early)
   return r
 
 
-@pytest.mark.parametrize("skip", [0, 1, 2])
-def test_scores_match_reference(skip):
+@pytest.mark.parametrize("skip,early", [(0, None), (1, 3), (2, 1)])
+def test_scores_match_reference(skip, early):
   history, labels = handmade()
-  r = run_records(history, labels, skip)
+  r = run_records(history, labels, skip, early=early)
   got = jax.tree.map(np.asarray, scores.all_scores(r))
-  want = reference(history, labels, skip)
+  want = reference(history, labels, skip, early)
   for name in scores.SCORES:
     np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
+  suggested, support = map(np.asarray, scores.suggestion(r))
+  np.testing.assert_array_equal(suggested, want["suggested"])
+  np.testing.assert_allclose(support, want["support"], rtol=1e-6)
   # Spot checks of the hand-made rows, so the reference itself is pinned down.
   assert list(got["forgetting"]) [:4] == [0, 6, 2, 1]
   assert np.asarray(r.seen).tolist() == [6] * 5
@@ -90,12 +116,26 @@ def test_random_sequences_match_reference():
   rng = np.random.default_rng(1)
   history = rng.normal(size=(7, 40, 5)).astype(np.float32) * 2
   labels = rng.integers(0, 5, 40).astype(np.int32)
-  r = run_records(history, labels, skip=1, batch_size=16, seed=3)
+  r = run_records(history, labels, skip=1, batch_size=16, seed=3, early=5)
   got = scores.all_scores(r)
-  want = reference(history, labels, 1)
+  want = reference(history, labels, 1, early=5)
   for name in scores.SCORES:
     np.testing.assert_allclose(np.asarray(got[name]), want[name], rtol=1e-4, atol=1e-5,
                                err_msg=name)
+  np.testing.assert_array_equal(np.asarray(scores.suggestion(r)[0]), want["suggested"])
+  assert (want["suggested"] != labels).all()  # never the given label
+
+
+def test_suggestion_follows_the_favoured_class():
+  """Label 0; class 2 leads the other classes early, class 1 only after the window."""
+  z = lambda a, b, c: [a, b, c]
+  history = np.array([[z(2, 0, 1)], [z(1, 0, 2)], [z(0, 1, 3)], [z(0, 3, -2)], [z(0, 3, -2)],
+                      [z(0, 3, -2)]], np.float32)
+  labels = np.zeros(1, np.int32)
+  suggested, support = scores.suggestion(run_records(history, labels, 0, batch_size=1, early=3))
+  assert int(suggested[0]) == 2 and float(support[0]) == 1.0
+  suggested, _ = scores.suggestion(run_records(history, labels, 0, batch_size=1))
+  assert int(suggested[0]) == 1  # over all six presentations class 1 outvotes class 2
 
 
 def test_padding_rows_never_touch_records():
@@ -115,7 +155,7 @@ def test_unseen_examples_score_nan():
 
 
 def test_bytes_per_example_within_budget():
-  assert records_lib.BYTES_PER_EXAMPLE <= 32
+  assert records_lib.BYTES_PER_EXAMPLE <= 56  # README's stated budget, whatever C
   r = records_lib.init(1000)
   assert sum(a.nbytes for a in jax.tree.leaves(r)) == 1000 * records_lib.BYTES_PER_EXAMPLE
 

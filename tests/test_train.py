@@ -12,8 +12,8 @@ from scipy import stats
 from jaxclean import data as data_lib
 from jaxclean import parallel, protocol, train
 
-COLUMNS = ["index", "given_label", "predicted_label", "forgetting", "aum", "margin",
-           "el2n", "confidence", "variability", "is_noisy"]
+COLUMNS = ["index", "given_label", "suggested_label", "suggested_support", "final_prediction",
+           "forgetting", "aum", "margin", "el2n", "confidence", "variability", "is_noisy"]
 
 
 def test_digits_detects_uniform_noise(digits_config, tmp_path):
@@ -38,6 +38,12 @@ def test_digits_detects_uniform_noise(digits_config, tmp_path):
     assert (tmp_path / name).exists()
   # Every example was presented once per epoch.
   assert (df["forgetting"] <= digits_config.num_epochs).all()
+  # The suggestion is the true label for most flagged wrong labels, and never the given one.
+  truth = data_lib.load(digits_config.data).train.labels
+  flagged = pd.read_csv(tmp_path / "flagged.csv")["flagged"].to_numpy() & df["is_noisy"].to_numpy()
+  assert (df["suggested_label"] != df["given_label"]).all()
+  assert (df["suggested_label"].to_numpy()[flagged] == truth[flagged]).mean() >= 0.9
+  assert df["suggested_support"].between(0, 1).all()
 
 
 def _fit(config, workdir, num_devices):
