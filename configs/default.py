@@ -44,6 +44,9 @@ def get_config():
   c.record_dynamics = True
   c.trajectories = False  # also stream per-epoch margin and correctness to WORKDIR/trajectories/
   c.ensemble = 1  # members trained together in one step (vmap); scores are their means
+  # GraNd (Paul et al. 2021, jaxclean/grand.py): the per-example loss-gradient norm, a `grand`
+  # column in scores.csv; epochs -1 = off, 0 = at initialisation, k = after k epochs.
+  c.grand = dict(epochs=-1)
   # threshold_samples: none | two_runs (two trainings, N // C relabelled each) | copies (one run).
   # rule (copies): confident (the count from the early window's confident joint, flagged =
   # that many top suspects) | percentile (the paper's 99th) | calibrated (mixture proportion).

@@ -52,6 +52,9 @@ def check_config(config) -> None:
            f"eval_every_epochs must be >= 0 (0: after the last epoch only), got "
            f"{config.eval_every_epochs}")
   _require(config.ensemble >= 1, f"ensemble must be at least 1, got {config.ensemble}")
+  _require(-1 <= config.grand.epochs <= config.num_epochs,
+           f"grand.epochs must be -1 (off), 0 (at initialisation) or an epoch up to num_epochs="
+           f"{config.num_epochs}, got {config.grand.epochs}")
   o = config.optimizer
   _require(o.lr > 0, f"optimizer.lr must be positive, got {o.lr}")
   _require(o.schedule in SCHEDULES,

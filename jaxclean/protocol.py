@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from jaxclean import checks, clean, noise, outputs, parallel, quality, report, threshold, train
+from jaxclean import grand as grand_lib
 from jaxclean import workdir as workdir_lib
 from jaxclean import data as data_lib
 from jaxclean import models
@@ -41,6 +42,7 @@ class Recorded:
   history: pd.DataFrame
   flags: dict[str, np.ndarray] | None  # threshold flags, see `threshold.flag` and `threshold.cut`
   copies: records_lib.Records | None = None  # records of the threshold copies (copies mode)
+  grand: np.ndarray | None = None  # GraNd of every original (`grand.After`), when asked for
 
 
 def noisy_labels(config, ds: data_lib.Dataset) -> tuple[np.ndarray, np.ndarray | None]:
@@ -64,11 +66,22 @@ def resolve(config, ds: data_lib.Dataset) -> ml_collections.ConfigDict:
 
 
 def record(config, ds: data_lib.Dataset, labels: np.ndarray, workdir: str, mesh) -> Recorded:
-  """Trains and records: one run (with threshold copies if asked), or two threshold-sample runs."""
+  """Trains and records: one run (with threshold copies if asked), or two threshold-sample runs;
+  and GraNd of the originals with `config.grand.epochs` >= 0 (the first run's model)."""
+  classes = ds.num_classes + (config.aum.threshold_samples != "none")
+  after = grand_lib.After(config, ds, labels, classes, mesh, workdir)
+  found = _record(config, ds, labels, workdir, mesh, after.on_epoch_end)
+  found.grand = after.value()
+  return found
+
+
+def _record(config, ds, labels, workdir, mesh, on_epoch_end) -> Recorded:
+  """`record` less GraNd; `on_epoch_end` goes to `train.fit` of the first run."""
   mean, std = ds.mean_std()
   eval_step = train.make_eval_step(mean, std, mesh, ds.num_classes)
   if config.aum.threshold_samples == "copies":
-    return _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step)
+    return _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step,
+                               on_epoch_end)
   two_runs = config.aum.threshold_samples == "two_runs"
   runs = []
   for run in range(2 if two_runs else 1):
@@ -79,7 +92,7 @@ def record(config, ds: data_lib.Dataset, labels: np.ndarray, workdir: str, mesh)
     result = train.fit(config, ds.train.images, run_labels, classes,
                        os.path.join(workdir, f"threshold_run{run}") if two_runs else workdir,
                        mean, std, test=ds.test, mesh=mesh, eval_classes=ds.num_classes,
-                       wrong_rows=samples)
+                       wrong_rows=samples, on_epoch_end=None if run else on_epoch_end)
     runs.append((result, _predict(eval_step, result.state, ds, labels, config, mesh), samples))
   if not two_runs:
     result, predicted, _ = runs[0]
@@ -103,7 +116,8 @@ def _predict(eval_step, state, ds, labels, config, mesh) -> np.ndarray:
     return train.evaluate(eval_step, state, ds.train.images, labels, config.batch_size, mesh)[2]
 
 
-def _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step) -> Recorded:
+def _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step,
+                        on_epoch_end=None) -> Recorded:
   """One run on the originals plus N // C copies labelled with the extra class C."""
   n, c = len(labels), ds.num_classes
   sources = threshold.copy_sources(n, c, config.seed)
@@ -112,7 +126,7 @@ def _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step)
   result = train.fit(config, images, run_labels, c + 1, workdir, mean, std, test=ds.test,
                      mesh=mesh, eval_classes=c,
                      margin_classes=c if config.aum.copies_margin == "real" else None,
-                     wrong_rows=np.arange(n, len(run_labels)))
+                     wrong_rows=np.arange(n, len(run_labels)), on_epoch_end=on_epoch_end)
   predicted = _predict(eval_step, result.state, ds, labels, config, mesh)
   if not config.record_dynamics:
     return Recorded(None, predicted, result.history, None)
@@ -156,6 +170,8 @@ def score_table(recorded: Recorded, labels: np.ndarray, is_noisy: np.ndarray | N
     for name in scores_lib.SCORES:
       df[name] = np.asarray(values[name])
     df["combined"] = np.asarray(scores_lib.combined(values["early_el2n"], labels))
+  if recorded.grand is not None:
+    df["grand"] = recorded.grand
   if is_noisy is not None:
     df["is_noisy"] = is_noisy
   return df

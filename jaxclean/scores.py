@@ -17,6 +17,9 @@ means a suspicious label, False when a low value does.
                2020). Low = suspicious.
   variability  standard deviation (ddof=0) of that probability. High = ambiguous.
   loss         cross-entropy at the last presentation. High = suspicious.
+  grand        norm of the loss gradient w.r.t. the parameters at initialisation or after
+               `grand.epochs` epochs, the ensemble members' mean (Paul et al. 2021;
+               `jaxclean.grand`, not read off the records). High = suspicious.
   early_el2n   EL2N over the early window only (before the model memorises wrong
                labels: `Records` and `jaxclean.train`). High = suspicious.
   early_confidence  mean assigned-label probability over the early window. Low = suspicious.
@@ -120,7 +123,7 @@ SCORES = dict(forgetting=forgetting, aum=aum, margin=margin, el2n=el2n,
               early_el2n=early_el2n, early_confidence=early_confidence, early_rival=early_rival)
 SUSPICIOUS_HIGH = dict(forgetting=True, aum=False, margin=False, el2n=True,
                        confidence=False, variability=True, loss=True, early_el2n=True,
-                       early_confidence=False, early_rival=True, combined=True)
+                       early_confidence=False, early_rival=True, combined=True, grand=True)
 
 
 @jax.jit

@@ -40,7 +40,7 @@ from jaxclean.optim import make_optimizer
 # Settings that change neither the model nor its records: a run may resume with others.
 RESUMABLE_KEYS = ("progress", "log_every_steps", "checkpoint", "num_devices", "trajectories",
                   "eval_every_epochs", "clean", "report", "data.cache_dir", "data.data_dir",
-                  "exp", "shard_records")
+                  "exp", "shard_records", "grand")
 
 
 class TrainState(train_state.TrainState):
@@ -67,6 +67,12 @@ def create_train_state(config, model, input_shape: tuple[int, ...],
   return TrainState.create(apply_fn=model.apply, params=variables["params"],
                            batch_stats=variables.get("batch_stats"),
                            tx=make_optimizer(config, steps_per_epoch))
+
+
+def model_for(config, num_classes: int, input_shape: tuple[int, ...]):
+  """The model of `config.model` with `num_classes` outputs."""
+  return get_model(config.model.name, num_classes, input_shape,
+                   **{k: v for k, v in config.model.items() if k != "name"})
 
 
 def init_records(num_examples: int, members: int, mesh, shard: bool = False
@@ -249,7 +255,8 @@ def _restore(ckpt, tree: dict, history: list[dict], steps_per_epoch: int, total_
 
 def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdir: str,
         mean: np.ndarray, std: np.ndarray, test=None, mesh=None, eval_classes=None,
-        margin_classes=None, wrong_rows: np.ndarray | None = None) -> FitResult:
+        margin_classes=None, wrong_rows: np.ndarray | None = None,
+        on_epoch_end: Callable | None = None) -> FitResult:
   """Trains `config.ensemble` models on (images, labels), recording per-example dynamics.
 
   Resumes from the newest readable checkpoint in `workdir/checkpoints`; a run
@@ -265,6 +272,9 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   `config.early.min_epochs`-th on) in which it reaches `config.early.copies_accuracy`,
   and the records' early fields stop there, whatever the number of epochs. Without
   such rows it spans the whole run.
+
+  `on_epoch_end(epoch, state)` is called on every process after each epoch trained here
+  (not after those a resumed run restored), before its checkpoint (e.g. `grand.After`).
   """
   mesh = mesh or parallel.make_mesh(config.num_devices)
   n, bs = len(labels), config.batch_size
@@ -274,9 +284,8 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
                                      keep=config.checkpoint.keep,
                                      every_steps=config.checkpoint.every_steps,
                                      identity=run_identity(config, images, labels, num_classes))
-  model = get_model(config.model.name, num_classes, images.shape[1:],
-                    **{k: v for k, v in config.model.items() if k != "name"})
-  state = create_train_state(config, model, images.shape[1:], spe)
+  state = create_train_state(config, model_for(config, num_classes, images.shape[1:]),
+                             images.shape[1:], spe)
   records = init_records(n, config.ensemble, mesh, config.shard_records)
   # Running (sum, count) metrics of the current epoch, checkpointed with the state
   # so that an epoch resumed mid-way still logs the whole epoch.
@@ -350,6 +359,8 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
       if done % spe == 0:
         if not end_epoch(step // spe, _check_finite(epoch_sums, step), time.time() - t0):
           early = parallel.replicate(np.bool_(False), mesh)
+        if on_epoch_end is not None:
+          on_epoch_end(step // spe, state)
         epoch_sums, t0 = zero_sums, time.time()
       ckpt.maybe_save(done, dict(state=state, records=records, sums=epoch_sums, early=early),
                       force=done % spe == 0)
