@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
 from typing import Iterable
 
 import jax
@@ -34,14 +35,18 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
 
 
 def environment(seconds: float) -> str:
-  """Runtime line: wall seconds, cores, date, JAX backend."""
+  """Runtime line: wall seconds, cores, date, JAX backend, commit, load averages (`uptime`'s)."""
   try:
     cores = len(os.sched_getaffinity(0))
   except AttributeError:
     cores = os.cpu_count()
   date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip() or "unknown"
+  load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
   return (f"Runtime: {seconds:.0f} s wall ({seconds / 60:.1f} min) on nproc={cores}, "
-          f"{jax.device_count()} {jax.default_backend()} device(s), {date}.")
+          f"{jax.device_count()} {jax.default_backend()} device(s), {date}, commit {commit}, "
+          f"load average at the end {load} (1, 5, 15 min).")
 
 
 def write_outputs(config, workdir: str, name: str, title: str, df: pd.DataFrame,

@@ -1,0 +1,103 @@
+"""Data Diet (Paul et al. 2021): test accuracy after keeping only the hardest examples.
+
+One short scoring run (`exp.score`: its epochs, members and schedule) gives every example's
+EL2N (averaged over its presentations in that run, early in training as the paper's score,
+and over the members, as the paper averages over seeds) and GraNd (`grand.epochs`, by
+default at initialisation, over the same members). For each fraction f in `exp.fractions`
+and each of `exp.scores` the round(f * N) highest-scoring examples (`random`: a seeded
+random subset) are kept and a model is retrained from scratch on them with the experiment's
+recipe, evaluated on the clean test set; one keep-all retraining gives the full-data row.
+
+  python -m experiments.pruning --config=configs/exp_pruning.py --workdir=runs/exp_pruning
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from experiments import settings, tables
+from jaxclean import clean, protocol
+
+SCORES = ("el2n", "grand", "random")
+
+
+def hardest(values: np.ndarray, k: int) -> np.ndarray:
+  """Mask of the k highest values (ties by index)."""
+  keep = np.zeros(len(values), bool)
+  keep[np.argsort(-values, kind="stable")[:k]] = True
+  return keep
+
+
+def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
+  bad = [s for s in config.exp.scores if s not in SCORES]
+  if bad:
+    raise ValueError(f"unknown scores {bad}; valid: {', '.join(SCORES)}")
+  s = config.exp.score
+  scoring = settings.with_overrides(config, {"num_epochs": s.num_epochs, "ensemble": s.ensemble,
+                                             "optimizer.schedule": s.schedule})
+  with settings.Timer() as t:
+    found = protocol.record(scoring, ds, labels, os.path.join(workdir, "score"), mesh)
+  df = protocol.score_table(found, labels, is_noisy)
+  n = len(labels)
+  kept = [("full data", 1.0, np.ones(n, bool))]
+  for f in config.exp.fractions:
+    k = int(round(f * n))
+    kept += [(name, f, ~clean.removal("random", df, None, None, seed=config.clean.seed,
+                                      count=n - k) if name == "random"
+              else hardest(df[name].to_numpy(), k)) for name in config.exp.scores]
+  rows = []
+  for name, f, keep in kept:
+    with settings.Timer() as tr:
+      out = protocol.retrain(config, ds, labels, keep,
+                             os.path.join(workdir, f"retrain_{settings.slug(name)}_{f:g}"), mesh)
+    rows.append(dict(score=name, fraction=f, kept=out["kept"],
+                     test_accuracy=out["test_accuracy"], seconds=round(tr.seconds, 1)))
+  rows[0]["scoring_seconds"] = round(t.seconds, 1)
+  if {"el2n", "grand"} <= set(df):
+    rows[0]["el2n_grand_spearman"] = float(df["el2n"].rank().corr(df["grand"].rank()))
+  return rows
+
+
+def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
+  """One row per (score, fraction) with the retrained test accuracy, and the full-data row;
+  writes pruning.csv/.md."""
+  with settings.Timer() as total:
+    df = settings.for_each_setting(config, workdir, settings.noise_settings((("none", 0),)),
+                                   _setting)
+  full = df[df["score"] == "full data"].iloc[0]
+  table = df[df["score"] != "full data"].pivot_table(
+      index="fraction", columns="score", values="test_accuracy", sort=False)
+  table = table.sort_index(ascending=False).reset_index().rename_axis(columns=None)
+  table.insert(1, "kept", [int(round(f * full["kept"])) for f in table["fraction"]])
+  s = config.exp.score
+  notes = [f"Data {config.data.name} (train_size={config.data.train_size or 'all'}), clean labels, "
+           f"model {config.model.name}; every retraining: {config.num_epochs} epochs, "
+           f"{config.optimizer.schedule} lr {config.optimizer.lr}, from scratch, same seed.",
+           f"Full data: test accuracy {full['test_accuracy']:.4f} with all {int(full['kept'])} "
+           "examples.",
+           f"EL2N: ||softmax - onehot||_2 averaged over every presentation of a {s.num_epochs}-"
+           f"epoch scoring run ({s.schedule} lr {config.optimizer.lr}), and over its "
+           f"{s.ensemble} members (seeds); the paper scores at one early epoch (20 of 200 on "
+           f"CIFAR-10) averaged over 10 seeds.",
+           f"GraNd: ||grad of the loss||_2 at {_when(config.grand.epochs)}, eval mode, the mean "
+           f"over the same {s.ensemble} members (jaxclean/grand.py).",
+           "Kept: the round(fraction * N) highest scores (the hardest), or a seeded random subset.",
+           f"Spearman rank correlation of EL2N and GraNd: {full.get('el2n_grand_spearman', np.nan):.3f}.",
+           f"Scoring run {full['scoring_seconds']:.0f} s (training and GraNd); each retraining's "
+           "seconds are in pruning.csv."]
+  tables.write_outputs(config, workdir, "pruning",
+                       "Keeping the hardest examples by EL2N or GraNd versus random (Data Diet)",
+                       df, [("Clean-test accuracy after training on the kept fraction", table)],
+                       total.seconds, command, notes)
+  return df
+
+
+def _when(epochs: int) -> str:
+  return "initialisation" if epochs == 0 else f"the end of epoch {epochs} of the scoring run"
+
+
+if __name__ == "__main__":
+  settings.cli("experiments.pruning", run)
