@@ -126,7 +126,8 @@ def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: 
   averaged over the ensemble's members. With `margin_classes`, the outputs past
   it (the threshold copies' extra class) are left out of the records of
   examples labelled with a real class: their margin is among the real classes.
-  `early` (a bool scalar) says whether the step is in the records' early window.
+  `early` (a bool scalar) says whether the step is in the records' early window, which
+  like AUM leaves out the first `aum.skip_epochs` epochs.
   With `config.shard_records` the records must be placed as `init_records(...,
   shard=True)` and the step called under `jax.set_mesh`.
   """
@@ -161,7 +162,7 @@ def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: 
         seen = jnp.where(extra & (labels < margin_classes)[:, None], -1e9, logits)  # finite:
         # -inf would make NaN of the one-hot products in `records.dynamics`
       records = jax.vmap(update, in_axes=(0, None, 0, None, None, None, None))(
-          records, batch["index"], seen, labels, mask, count_aum, early)
+          records, batch["index"], seen, labels, mask, count_aum, early & count_aum)
     members = logits.shape[0]
     metrics = dict(loss=jnp.sum(per_example * weight) / members,
                    correct=jnp.sum((jnp.argmax(logits, -1) == labels) * weight) / members,

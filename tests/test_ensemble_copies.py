@@ -43,8 +43,12 @@ def test_copies_stay_out_of_the_tables(digits_config, tmp_path):
   copies = pd.read_csv(tmp_path / "threshold_samples.csv")
   assert scores["index"].tolist() == flagged["index"].tolist() == list(range(500))
   assert len(copies) == 500 // 10
-  assert scores["predicted_label"].between(0, 9).all()
+  assert scores["final_prediction"].between(0, 9).all()
+  assert scores["suggested_label"].between(0, 9).all()  # never the copies' extra class
   assert out["estimated_wrong_labels"] == int(flagged["flagged"].sum())
+  # flagged.csv is the cut at the estimated count by the ranking score.
+  top = np.argsort(-scores["combined"].to_numpy(), kind="stable")[:out["estimated_wrong_labels"]]
+  assert set(np.flatnonzero(flagged["flagged"])) == set(top)
   combined = scores["combined"].to_numpy()
   assert np.isfinite(combined).all() and combined.min() >= 0 and combined.max() <= 1
   truth = scores["is_noisy"].to_numpy()
@@ -57,6 +61,11 @@ def test_copies_stay_out_of_the_tables(digits_config, tmp_path):
   assert issues["label_score"].between(0, 1).all()
   # Low label_score = likely wrong: the most suspicious by `combined` score lowest.
   assert issues["label_score"].iloc[np.argmax(combined)] == issues["label_score"].min()
+  # predicted_label (cleanlab's: what the label likely should be) is the suggestion where
+  # flagged, the given label elsewhere.
+  f = issues["is_label_issue"].to_numpy()
+  np.testing.assert_array_equal(issues["predicted_label"][f], scores["suggested_label"][f])
+  np.testing.assert_array_equal(issues["predicted_label"][~f], scores["given_label"][~f])
   sources = threshold.copy_sources(500, 10, c.seed)
   assert len(set(sources)) == 50 and sources.max() < 500
 
@@ -77,6 +86,40 @@ def test_wrong_fraction_recovers_a_known_mixture():
   cuts = np.quantile(copies, np.linspace(0.5, 1, 51))
   want = min((aum[:, None] <= cuts).mean(0) / (copies[:, None] <= cuts).mean(0))
   assert threshold.wrong_fraction(aum, copies) == want
+
+
+def _confident_reference(confidence, rival, suggested, labels, c):
+  """cleanlab's calibrated confident joint, example by example, on two probabilities each."""
+  t = [np.mean([confidence[i] for i in range(len(labels)) if labels[i] == j]) for j in range(c)]
+  joint = np.zeros((c, c))
+  for i, y in enumerate(labels):
+    above = {y: confidence[i]} if confidence[i] >= t[y] else {}
+    if rival[i] >= t[suggested[i]]:
+      above[suggested[i]] = rival[i]
+    if above:  # the likelier of the two; a tie stays on the diagonal
+      joint[y, max(above, key=lambda j: (above[j], j == y))] += 1
+  size = np.bincount(labels, minlength=c)[:, None]
+  calibrated = joint / np.maximum(joint.sum(1, keepdims=True), 1) * size
+  return calibrated.sum() - np.trace(calibrated)
+
+
+def test_confident_count_matches_reference_and_recovers_a_known_mixture():
+  rng = np.random.default_rng(0)
+  c, n = 4, 4000
+  for pi in (0.1, 0.3):
+    truth = rng.integers(0, c, n)
+    wrong = rng.random(n) < pi
+    labels = np.where(wrong, (truth + rng.integers(1, c, n)) % c, truth)
+    # The mixture the estimator assumes: a wrong label's true class is as likely as a
+    # clean label's own class (both U(0.4, 1)); the given wrong label and a clean example's
+    # rival are unlikely (U(0, 0.45)), so the ranges overlap a little.
+    likely, unlikely = rng.uniform(0.4, 1, n), rng.uniform(0, 0.45, n)
+    conf, rival = np.where(wrong, unlikely, likely), np.where(wrong, likely, unlikely)
+    suggested = np.where(wrong, truth, (labels + 1) % c)
+    est, off = threshold.confident_count(conf, rival, suggested, labels, c)
+    assert abs(est - _confident_reference(conf, rival, suggested, labels, c)) <= 1
+    assert abs(est - wrong.sum()) <= 0.1 * wrong.sum(), (pi, est, wrong.sum())
+    assert (off & wrong).sum() >= 0.9 * off.sum()  # what it counts off the diagonal is wrong
 
 
 def test_cut_rules():
