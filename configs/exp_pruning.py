@@ -7,7 +7,7 @@ scratch, test. Scores: EL2N averaged over the presentations of a short run's fir
 
 CPU scale (clean Fashion-MNIST, first 6k, MLP, 10 epochs; about 10 min on 2 idle cores):
   python -m experiments.pruning --config=configs/exp_pruning.py --workdir=runs/exp_pruning
-Full scale (the paper's CIFAR-10 recipe; for accelerators, see the docstring of `full`):
+Full scale (the paper's CIFAR-10 recipe; for accelerators; also configs/full_pruning.py):
   python -m experiments.pruning --config=configs/exp_pruning.py:full \
       --workdir=runs/exp_pruning_full
 """
@@ -37,13 +37,7 @@ def full():
   """Data Diet's CIFAR-10 recipe (their scripts/run_keep_max_scores.py): 200 epochs, batch 128,
   SGD lr 0.1 Nesterov 0.9, weight decay 5e-4, lr x0.2 at epochs 60, 120, 160, crop 4 + flip;
   PreAct ResNet-18 here (theirs: a low-resolution ResNet-18). Scores from 10 seeds: EL2N over
-  the first 20 epochs' presentations, GraNd at initialisation. Wall time on one GPU is not
-  measured here: 10 trainings of 200 epochs (keep-all, 3 fractions x EL2N, GraNd, random:
-  7.3 full-data trainings by examples seen) plus the 10-member scoring run. By FLOPs
-  (PreAct ResNet-18 on 32x32: 0.56 GFLOP forward, ~1.7 GFLOP per example trained, so
-  50k x 200 epochs ~ 1.7e16 FLOP per training) at an assumed sustained 50 TFLOP/s
-  (bf16-class throughput; this code trains in float32, so expect slower), one training is
-  ~6 min of arithmetic and the table ~1 h; input pipelines usually make it 2-4x that.
+  the first 20 epochs' presentations, GraNd at initialisation. Wall time: configs/full_pruning.py.
   """
   c = exp_base.full("experiments/results/pruning_full")
   c.model = dict(name="preact_resnet18")

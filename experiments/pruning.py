@@ -31,6 +31,15 @@ def hardest(values: np.ndarray, k: int) -> np.ndarray:
   return keep
 
 
+def input_norms(ds) -> np.ndarray:
+  """||(x - mean) / std||_2 of every training image, read in chunks."""
+  mean, std = ds.mean_std()
+  images, n = ds.train.images, len(ds.train.labels)
+  return np.concatenate([
+      np.linalg.norm(((images[np.arange(s, min(s + 4096, n))] - mean) / std).reshape(
+          min(4096, n - s), -1), axis=1) for s in range(0, n, 4096)])
+
+
 def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
   bad = [s for s in config.exp.scores if s not in SCORES]
   if bad:
@@ -53,11 +62,16 @@ def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
     with settings.Timer() as tr:
       out = protocol.retrain(config, ds, labels, keep,
                              os.path.join(workdir, f"retrain_{settings.slug(name)}_{f:g}"), mesh)
+    counts = np.bincount(labels[keep], minlength=ds.num_classes) / np.bincount(
+        labels, minlength=ds.num_classes)
     rows.append(dict(score=name, fraction=f, kept=out["kept"],
-                     test_accuracy=out["test_accuracy"], seconds=round(tr.seconds, 1)))
+                     test_accuracy=out["test_accuracy"], least_kept_class=float(counts.min()),
+                     seconds=round(tr.seconds, 1)))
   rows[0]["scoring_seconds"] = round(t.seconds, 1)
   if {"el2n", "grand"} <= set(df):
     rows[0]["el2n_grand_spearman"] = float(df["el2n"].rank().corr(df["grand"].rank()))
+    rows[0]["grand_input_norm_spearman"] = float(
+        df["grand"].rank().corr(pd.Series(input_norms(ds)).rank()))
   return rows
 
 
@@ -68,10 +82,13 @@ def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
     df = settings.for_each_setting(config, workdir, settings.noise_settings((("none", 0),)),
                                    _setting)
   full = df[df["score"] == "full data"].iloc[0]
-  table = df[df["score"] != "full data"].pivot_table(
-      index="fraction", columns="score", values="test_accuracy", sort=False)
-  table = table.sort_index(ascending=False).reset_index().rename_axis(columns=None)
-  table.insert(1, "kept", [int(round(f * full["kept"])) for f in table["fraction"]])
+  def pivot(value):
+    t = df[df["score"] != "full data"].pivot_table(index="fraction", columns="score",
+                                                   values=value, sort=False)
+    t = t.sort_index(ascending=False).reset_index().rename_axis(columns=None)
+    t.insert(1, "kept", [int(round(f * full["kept"])) for f in t["fraction"]])
+    return t
+
   s = config.exp.score
   notes = [f"Data {config.data.name} (train_size={config.data.train_size or 'all'}), clean labels, "
            f"model {config.model.name}; every retraining: {config.num_epochs} epochs, "
@@ -85,12 +102,17 @@ def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
            f"GraNd: ||grad of the loss||_2 at {_when(config.grand.epochs)}, eval mode, the mean "
            f"over the same {s.ensemble} members (jaxclean/grand.py).",
            "Kept: the round(fraction * N) highest scores (the hardest), or a seeded random subset.",
-           f"Spearman rank correlation of EL2N and GraNd: {full.get('el2n_grand_spearman', np.nan):.3f}.",
+           f"Spearman rank correlation of EL2N and GraNd: {full.get('el2n_grand_spearman', np.nan):.3f}; "
+           f"of GraNd and the normalised input's norm: "
+           f"{full.get('grand_input_norm_spearman', np.nan):.3f}.",
            f"Scoring run {full['scoring_seconds']:.0f} s (training and GraNd); each retraining's "
            "seconds are in pruning.csv."]
   tables.write_outputs(config, workdir, "pruning",
                        "Keeping the hardest examples by EL2N or GraNd versus random (Data Diet)",
-                       df, [("Clean-test accuracy after training on the kept fraction", table)],
+                       df, [("Clean-test accuracy after training on the kept fraction",
+                             pivot("test_accuracy")),
+                            ("Share of the least-kept class that was kept", pivot("least_kept_class"),
+                             ".3f")],
                        total.seconds, command, notes)
   return df
 

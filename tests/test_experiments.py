@@ -155,6 +155,22 @@ def test_forgetting_curve(tmp_path):
   assert zero["test_accuracy"].nunique() == 1
 
 
+def test_pruning(tmp_path):
+  from experiments import pruning
+  c = _tiny("pruning", fractions=(0.5,))
+  c.exp.score.update(num_epochs=1, ensemble=2)
+  pruning.run(c, str(tmp_path))
+  df = pd.read_csv(tmp_path / "pruning.csv")
+  assert list(df["score"]) == ["full data", "el2n", "grand", "random"]
+  assert list(df["kept"]) == [400, 200, 200, 200] and df["test_accuracy"].between(0, 1).all()
+  assert df["least_kept_class"].between(0, 1).all()
+  assert -1 <= df["el2n_grand_spearman"].iloc[0] <= 1
+  md = (tmp_path / "pruning.md").read_text()
+  assert "Runtime:" in md and "commit" in md and "| fraction | kept | el2n | grand | random |" in md
+  # The hardest are kept: the k highest values, ties by index.
+  assert pruning.hardest(np.array([0.1, 0.5, 0.5, 0.2]), 2).tolist() == [False, True, True, False]
+
+
 def test_least_forgotten_orders_by_count_then_breaks_ties():
   forgetting = np.array([3, 0, 1, 0, 2])
   assert forgetting_curve.least_forgotten(forgetting, 2, seed=0).tolist() == [
