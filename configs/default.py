@@ -56,7 +56,7 @@ def get_config():
   # The early window: the records' early fields (the suggestion, `combined`, the count) stop
   # after the first epoch, from the min_epochs-th on, in which the threshold copies' training
   # accuracy reaches copies_accuracy: the model has started to memorise wrong labels.
-  c.early = dict(copies_accuracy=0.1, min_epochs=2)
+  c.early = dict(copies_accuracy=0.085, min_epochs=2)
   # Clean and retrain: method none | keep_all | aum_threshold | score | oracle | random.
   c.clean = dict(method="none", score="forgetting", fraction=0.1, count=0, seed=0)
   # Retraining recipe: the detection run's settings, with these replaced where set.

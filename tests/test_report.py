@@ -36,8 +36,9 @@ def make_workdir(workdir, labels, class_names, data_config=None, image_shape=Non
   given = np.where(noisy, (labels + rng.integers(1, c, n)) % c, labels)
   # Mostly the model predicts the true label; a few clean ones are missed.
   missed = ~noisy & (rng.random(n) < 0.05)
-  predicted = np.where(missed, rng.integers(0, c, n), labels)
-  predicted = np.where(noisy & (rng.random(n) < 0.15), given, predicted)
+  # The suggestion is mostly the true label of a wrong one; never the given label.
+  suggested = np.where(noisy & (rng.random(n) < 0.85), labels, (given + rng.integers(1, c, n)) % c)
+  support = rng.uniform(0.2, 1.0, n).round(2)
   hard = noisy.astype(np.float64) * rng.uniform(0.6, 1.0, n) + missed * 0.5
   confidence = np.clip(rng.beta(8, 1.5, n) * (1 - hard) + rng.beta(1.5, 8, n) * hard, 0, 1)
   variability = np.clip(np.sqrt(confidence * (1 - confidence)) * rng.uniform(0.3, 0.9, n), 0, 0.5)
@@ -49,7 +50,8 @@ def make_workdir(workdir, labels, class_names, data_config=None, image_shape=Non
   ranks = [pd.Series(v).rank(pct=True).to_numpy() for v in (-aum, loss, el2n, -confidence)]
   combined = np.mean(ranks, 0)
   scores = pd.DataFrame(dict(
-      index=np.arange(n), given_label=given, predicted_label=predicted,
+      index=np.arange(n), given_label=given, suggested_label=suggested,
+      suggested_support=support, final_prediction=np.where(missed, suggested, given),
       forgetting=forgetting.astype(np.float64), aum=aum, margin=margin, el2n=el2n,
       confidence=confidence, variability=variability, loss=loss, combined=combined))
   if known:
@@ -189,11 +191,12 @@ def test_image_report(tmp_path):
   order = scores.sort_values(["combined", "index"], ascending=[False, True])
   expected = order["index"].tolist()[:12]
   alts = [a["alt"] for a in gallery]
-  assert alts == [f"example {i}, given {ANIMALS[g]}, predicted {ANIMALS[p]}"
-                  for i, g, p in zip(expected, order["given_label"], order["predicted_label"])]
+  assert alts == [f"example {i}, given {ANIMALS[g]}, suggested {ANIMALS[p]}"
+                  for i, g, p in zip(expected, order["given_label"], order["suggested_label"])]
   words = page.section_text("gallery")
   for _, row in order.head(12).iterrows():
-    assert ANIMALS[row.given_label] in words and ANIMALS[row.predicted_label] in words
+    assert ANIMALS[row.given_label] in words and ANIMALS[row.suggested_label] in words
+    assert f"{100 * row.suggested_support:.1f} %" in words  # the suggestion's support
   assert words.count("wrong") >= order.head(12)["is_noisy"].sum()
   # Thumbnails are upscaled 8x8 images.
   import base64
@@ -248,7 +251,7 @@ def test_vector_report(tmp_path):
   words = page.section_text("gallery")
   top = scores.sort_values(["combined", "index"], ascending=[False, True]).head(10)
   for _, row in top.iterrows():
-    assert names[row.given_label] in words and names[row.predicted_label] in words
+    assert names[row.given_label] in words and names[row.suggested_label] in words
   assert "no thumbnails" not in page.section_text("summary")  # vector data: not an error
   # Without flagged.csv the top estimated_wrong_labels are flagged.
   for section in ("datamap", "aum", "training"):
