@@ -248,7 +248,7 @@ def label_issues(df: pd.DataFrame, flagged: np.ndarray, recommended: str | None)
 
 
 def write_outputs(workdir: str, df: pd.DataFrame, det: pd.DataFrame | None,
-                  found: Recorded, summary: dict) -> None:
+                  found: Recorded, summary: dict, suggested: dict | None = None) -> None:
   """Every table and file of a run, each atomically: scores.csv/.parquet, flagged.csv and
   threshold_samples.csv (threshold examples), detection.json, summary.json, label_issues.csv."""
   flags = found.flags
@@ -270,6 +270,8 @@ def write_outputs(workdir: str, df: pd.DataFrame, det: pd.DataFrame | None,
                 flagged=summary["flagged"])
   if det is not None:
     report["quality"] = det.to_dict(orient="index")
+  if suggested is not None:
+    report["suggestion"] = suggested
   outputs.write_json(os.path.join(workdir, "detection.json"), report)
 
 
@@ -315,6 +317,12 @@ def _detect(config, workdir: str, ds: data_lib.Dataset) -> dict:
   history = found.history
   test_acc = (float(history["test_accuracy"].iloc[-1]) if "test_accuracy" in history else None)
   estimate = estimated_wrong_labels(found.flags)
+  truth = ds.train.labels if config.noise.kind != "none" else ds.train_clean_labels
+  suggested = (None if truth is None or "suggested_label" not in df or not is_noisy.any() else
+               quality.suggestions(df["suggested_label"].to_numpy(),
+                                   df["final_prediction"].to_numpy(), truth, is_noisy,
+                                   np.zeros(len(df), bool) if found.flags is None
+                                   else np.asarray(found.flags["flagged"], bool)))
   summary = dict(
       data=ds.name, train_split=config.data.train_split, eval_split=config.data.eval_split,
       num_examples=len(labels), num_classes=ds.num_classes, class_names=list(ds.class_names),
@@ -324,18 +332,24 @@ def _detect(config, workdir: str, ds: data_lib.Dataset) -> dict:
       recommended_score=next((s for s in RECOMMENDED if s in df), None),
       image_shape=list(ds.train.images.shape[1:]), devices=mesh.size)
   if lead:
-    write_outputs(workdir, df, det, found, summary)
+    write_outputs(workdir, df, det, found, summary, suggested)
     report_path = report.build(workdir)
     if det is not None:
       say(f"\nDetection of {int(is_noisy.sum())} known wrong labels among {len(labels)}:")
       say(det.drop(columns="k").to_string(float_format="%.4f"))
     if estimate is not None:
       say(f"\nestimated wrong labels: {estimate} of {len(labels)} "
-          f"({estimate / len(labels):.1%}); flagged: {summary['flagged']}")
+          f"({estimate / len(labels):.1%}); flagged: {summary['flagged']}"
+          + ("" if is_noisy is None else f"; truly wrong: {int(is_noisy.sum())}"))
+    if suggested is not None:
+      pct = lambda v: "-" if v is None else f"{v:.1%}"
+      say(f"suggested label right for {pct(suggested['suggested_right'])} of the wrong labels "
+          f"({pct(suggested['suggested_right_flagged'])} of the flagged ones; the final "
+          f"model's prediction: {pct(suggested['final_prediction_right'])})")
     say(f"test accuracy: {test_acc if test_acc is None else round(test_acc, 4)}")
     say(f"scores: {os.path.join(workdir, 'scores.csv')}\nreport: {report_path}")
   out = dict(scores=df, detection=det, flags=found.flags, estimated_wrong_labels=estimate,
-             test_accuracy=test_acc, history=history)
+             test_accuracy=test_acc, history=history, suggestion=suggested)
   c = config.clean
   if c.method != "none":
     removed = clean.removal(c.method, df, found.flags, is_noisy, c.fraction, c.score, c.seed,

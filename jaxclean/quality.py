@@ -39,3 +39,13 @@ def table(scores: dict[str, np.ndarray], is_noisy: np.ndarray) -> pd.DataFrame:
   rows = {name: quality(scores_lib.suspicion(name, np.asarray(v)), is_noisy)
           for name, v in scores.items()}
   return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def suggestions(suggested: np.ndarray, final: np.ndarray, truth: np.ndarray,
+                is_noisy: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
+  """How often a proposed label is the true one, over the truly wrong labels (all, and the
+  flagged ones): the suggestion against the final model's prediction."""
+  right = lambda pred, where: float(np.mean(pred[where] == truth[where])) if where.any() else None
+  return dict(suggested_right=right(suggested, is_noisy),
+              suggested_right_flagged=right(suggested, is_noisy & flagged),
+              final_prediction_right=right(final, is_noisy))
