@@ -3,8 +3,9 @@
 For each setting (Fashion-MNIST 12k with uniform and asymmetric noise, a
 CIFAR-10N subset) and each method, the AUROC and average precision of its
 ranking against the known wrong labels, the flagged set's precision and
-recall, the estimated number of wrong labels, and the wall time of the whole
-pipeline (training included):
+recall, the estimated number of wrong labels and its error, how often the label
+it proposes is the true one (over all the truly wrong labels and over the flagged
+wrong ones), and the wall time of the whole pipeline (training included):
 
   jaxclean          the default config: one run with threshold copies gives
                     every score, `combined`, the flags and the estimate
@@ -13,7 +14,9 @@ pipeline (training included):
                     model of the same class, recipe and epochs
                     (third_party/aum_reference.py; needs the `peers_torch` extra)
   cleanlab          confident learning on 4-fold cross-validated probabilities
-                    of jaxclean's model (third_party/cleanlab_adapter.py)
+                    of jaxclean's model (third_party/cleanlab_adapter.py): its
+                    `find_label_issues` flags and `num_label_issues` count, and
+                    the out-of-fold argmax as its proposed label
 
   python -m experiments.compare --config=configs/exp_compare.py --workdir=runs/exp_compare
 """
@@ -27,6 +30,8 @@ import time
 import pandas as pd
 
 from experiments import settings, tables
+import numpy as np
+
 from jaxclean import clean, protocol, quality
 from jaxclean import scores as scores_lib
 from third_party import cleanlab_adapter
@@ -44,6 +49,16 @@ def _flag_rows(flagged, is_noisy) -> dict:
   return dict(flagged=int(flagged.sum()), precision=pr["precision"], recall=pr["recall"])
 
 
+def _truth(config, ds):
+  return ds.train.labels if config.noise.kind != "none" else ds.train_clean_labels
+
+
+def _proposed(proposed, truth, is_noisy, flagged) -> dict:
+  s = quality.suggestions(proposed, proposed, truth, is_noisy, flagged)
+  return dict(proposed_right=s["suggested_right"],
+              proposed_right_flagged=s["suggested_right_flagged"])
+
+
 def _jaxclean(config, ds, labels, is_noisy, workdir, mesh, name) -> list[dict]:
   with settings.Timer() as t:
     found = protocol.record(config, ds, labels, workdir, mesh)
@@ -51,8 +66,14 @@ def _jaxclean(config, ds, labels, is_noisy, workdir, mesh, name) -> list[dict]:
   rows = [dict(pipeline=name, score=s, **_quality(
       scores_lib.suspicion(s, scores[s].to_numpy()), is_noisy), seconds=t.seconds)
           for s in SCORES]
-  rows[0].update(_flag_rows(found.flags["flagged"], is_noisy),
-                 estimate=protocol.estimated_wrong_labels(found.flags))
+  flagged = np.asarray(found.flags["flagged"], bool)
+  truth = _truth(config, ds)
+  rows[0].update(_flag_rows(flagged, is_noisy),
+                 estimate=protocol.estimated_wrong_labels(found.flags),
+                 **_proposed(scores["suggested_label"].to_numpy(), truth, is_noisy, flagged),
+                 final_prediction_right=quality.suggestions(
+                     scores["final_prediction"].to_numpy(), scores["final_prediction"].to_numpy(),
+                     truth, is_noisy, flagged)["suggested_right"])
   return rows
 
 
@@ -79,9 +100,13 @@ def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
     c = settings.with_overrides(config, {"aum.threshold_samples": "none"})
     out = cleanlab_adapter.label_issues(c, ds.train.images, labels, ds.num_classes, mean, std,
                                         os.path.join(workdir, "cleanlab"), mesh, folds=4)
+    import cleanlab.count
     rows.append(dict(pipeline="cleanlab", score="self_confidence",
                      **_quality(-out.quality, is_noisy),
                      **_flag_rows(out.is_issue, is_noisy), estimate=int(out.is_issue.sum()),
+                     num_label_issues=int(cleanlab.count.num_label_issues(labels, out.pred_probs)),
+                     **_proposed(out.pred_probs.argmax(1), _truth(config, ds), is_noisy,
+                                 out.is_issue),
                      seconds=out.seconds))
   return [dict(r, wrong_labels=int(is_noisy.sum())) for r in rows]
 
@@ -112,14 +137,24 @@ def write_tables(config, workdir: str, df: pd.DataFrame, seconds: float,
     p = df.groupby(["setting", column], sort=False)[value].first().unstack()
     return p.loc[names, order].reset_index().rename_axis(columns=None)
 
+  for column in ("num_label_issues", "final_prediction_right"):
+    if column not in df:
+      df[column] = np.nan
   flags = df.dropna(subset=["flagged"])[["setting", "pipeline", "wrong_labels", "estimate",
-                                         "flagged", "precision", "recall"]]
+                                         "num_label_issues", "flagged", "precision", "recall"]]
+  flags = flags.assign(estimate_error=(flags["estimate"] - flags["wrong_labels"])
+                       / flags["wrong_labels"])
+  proposed = df.dropna(subset=["flagged"])[["setting", "pipeline", "proposed_right",
+                                            "proposed_right_flagged", "final_prediction_right"]]
   tables.write_outputs(
       config, workdir, "compare", "jaxclean against the AUM library and cleanlab", df,
       [("AUROC against the known wrong labels", pivot("auroc", "method")),
        ("Average precision", pivot("ap", "method")),
        ("Flagged set and estimated number of wrong labels", flags.astype(
            {"wrong_labels": int, "estimate": int, "flagged": int})),
+       ("Proposed label right, over the truly wrong labels (all; flagged) (jaxclean: the "
+        "suggestion, and the final model's prediction; cleanlab: the out-of-fold argmax)",
+        proposed),
        ("Wall seconds of each pipeline (training included)", pivot("seconds", "pipeline"),
         ".0f")],
       seconds, command,
