@@ -110,7 +110,7 @@ def command_line(module: str) -> str:
 
 def cli(module: str, run: Callable) -> None:
   """`app.run` for an experiment: --config (config_flags) and --workdir."""
-  from absl import app, flags
+  from absl import app, flags, logging
   from ml_collections import config_flags
 
   config_flag = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -121,6 +121,10 @@ def cli(module: str, run: Callable) -> None:
   def main(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    from jaxclean import xla_defaults
+    xla_defaults.apply()  # the CPU settings of `jaxclean`, before JAX starts a backend
+    xla_defaults.reuse_heap()
+    logging.set_verbosity(logging.WARNING)
     run(config_flag.value, workdir_flag.value, command=command_line(module))
 
   app.run(main)

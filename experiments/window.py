@@ -1,0 +1,97 @@
+"""The early window's choices, measured on `experiments.probe` dumps with the real records code.
+
+Each dump holds every presentation's logits of a default run (originals and threshold
+copies). This replays them through `records.update` epoch by epoch, with the early window
+closed as `train.fit` closes it (the copies' training accuracy reaching a threshold), and
+reads the answers a run would give at 15 and 30 epochs: the count's error, the AUROC of
+`combined` against the full-run version (the score before the early window), and how often
+the suggestion is the true label (all wrong labels; flagged wrong labels):
+  python -m experiments.window --dumps=runs/probe --thresholds=0.07,0.085,0.1 \
+      --out=experiments/results/defaults/window.md
+"""
+
+import glob
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from experiments import tables
+from jaxclean import quality, threshold
+from jaxclean import records as records_lib
+from jaxclean import scores as scores_lib
+
+_DUMPS = flags.DEFINE_string("dumps", None, "Directory of probe dumps (one folder per case).")
+_THRESHOLDS = flags.DEFINE_list("thresholds", ["0.07", "0.085", "0.1"], "copies_accuracy values.")
+_EPOCHS = flags.DEFINE_list("epochs", ["15", "30"], "Run lengths to read.")
+_OUT = flags.DEFINE_string("out", None, "Markdown file to write.")
+
+
+def replay(logits, labels, copies, tau, epochs, skip=1, min_epochs=2):
+  """Records of originals and copies after `epochs` epochs, and the window's length."""
+  n, c = len(labels), logits.shape[-1] - 1
+  rows = jnp.arange(n + copies)
+  run_labels = jnp.concatenate([jnp.asarray(labels), jnp.full(copies, c)])
+  mask_extra = (jnp.arange(c + 1) >= c)[None] & (run_labels < c)[:, None]
+  update = jax.jit(records_lib.update)
+  r, early, window = records_lib.init(n + copies), True, epochs
+  for e in range(epochs):
+    z = jnp.where(mask_extra, -1e9, jnp.asarray(logits[e], jnp.float32))
+    r = update(r, rows, z, run_labels, jnp.ones(n + copies, bool), e >= skip, early and e >= skip)
+    if early and e + 1 >= min_epochs and float(jnp.mean(r.correct[n:])) >= tau:
+      early, window = False, e + 1
+  return jax.tree.map(lambda a: a[:n], r), window
+
+
+def case_rows(path, taus, epochs):
+  meta = np.load(os.path.join(path, "meta.npz"))
+  logits = np.load(os.path.join(path, "logits.npy"), mmap_mode="r")
+  labels, noisy, truth = meta["labels"], meta["is_noisy"], meta["clean"]
+  n, c = len(labels), logits.shape[-1] - 1
+  out = []
+  for e in epochs:
+    if e > len(logits):
+      continue
+    full, _ = replay(logits, labels, len(meta["sources"]), 2.0, e)  # never closes: today's
+    before = quality.quality(np.asarray(scores_lib.combined(scores_lib.el2n(full), labels)),
+                             noisy)["auroc"]
+    for tau in taus:
+      r, window = replay(logits, labels, len(meta["sources"]), tau, e)
+      values = scores_lib.all_scores(r)
+      suggested = np.asarray(scores_lib.suggestion(r)[0])
+      estimate, _ = threshold.confident_count(np.asarray(values["early_confidence"]),
+                                              np.asarray(values["early_rival"]), suggested,
+                                              labels, c)
+      combined = np.asarray(scores_lib.combined(values["early_el2n"], labels))
+      flagged = np.zeros(n, bool)
+      flagged[np.argsort(-combined, kind="stable")[:estimate]] = True
+      right = quality.suggestions(suggested, suggested, truth, noisy, flagged)
+      out.append(dict(case=os.path.basename(path), epochs=e, copies_accuracy=tau, window=window,
+                      wrong=int(noisy.sum()), estimate=estimate,
+                      error=(estimate - noisy.sum()) / noisy.sum(),
+                      auroc_before=before, auroc=quality.quality(combined, noisy)["auroc"],
+                      suggested_right=right["suggested_right"],
+                      suggested_right_flagged=right["suggested_right_flagged"]))
+  return out
+
+
+def main(argv):
+  del argv
+  import pandas as pd
+  taus = [float(t) for t in _THRESHOLDS.value]
+  epochs = [int(e) for e in _EPOCHS.value]
+  paths = sorted(p for p in glob.glob(os.path.join(_DUMPS.value, "*"))
+                 if os.path.exists(os.path.join(p, "logits.npy")))
+  df = pd.DataFrame([row for p in paths for row in case_rows(p, taus, epochs)])
+  text = tables.markdown_table(df)
+  print(text)
+  if _OUT.value:
+    with open(_OUT.value, "w") as f:
+      f.write(text + "\n")
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["dumps"])
+  app.run(main)
