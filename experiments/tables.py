@@ -17,6 +17,10 @@ import pandas as pd
 
 from jaxclean import outputs
 
+# The commit the run started from (read at import: commits made while it runs are not its code).
+_COMMIT = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
+
 
 def markdown_table(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
   """A GitHub markdown table (no tabulate dependency); NaN prints as '–'."""
@@ -41,11 +45,9 @@ def environment(seconds: float) -> str:
   except AttributeError:
     cores = os.cpu_count()
   date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True).stdout.strip() or "unknown"
   load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
   return (f"Runtime: {seconds:.0f} s wall ({seconds / 60:.1f} min) on nproc={cores}, "
-          f"{jax.device_count()} {jax.default_backend()} device(s), {date}, commit {commit}, "
+          f"{jax.device_count()} {jax.default_backend()} device(s), {date}, commit {_COMMIT}, "
           f"load average at the end {load} (1, 5, 15 min).")
 
 
