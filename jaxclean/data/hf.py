@@ -141,16 +141,9 @@ class HFImages:
       for i, raw in zip(rows[s:s + _SCAN_CHUNK], self._raw(rows[s:s + _SCAN_CHUNK])):
         with self._open(raw, i) as im:
           headers[int(i)] = (im.size, im.mode)
-    sizes = {size for size, _ in headers.values()}
-    if len(sizes) > 1:
-      first, (size, _) = next(iter(headers.items()))
-      odd = next(i for i, (other, _) in headers.items() if other != size)
-      raise InputError(f"{where}: images differ in size (width, height), e.g. image {odd} is "
-                       f"{headers[odd][0]} but image {first} is {size}")
-    grey = all(m in ("1", "L") for _, m in headers.values())
-    width, height = sizes.pop() if sizes else (1, 1)
-    self._mode = "L" if grey else "RGB"
-    self.shape = (len(ds), height, width, 1 if grey else 3)
+    height, width, channels = sources.image_shape(headers, where)
+    self._mode = "L" if channels == 1 else "RGB"
+    self.shape = (len(ds), height, width, channels)
     self.ndim = 4
 
   def __len__(self) -> int:

@@ -604,15 +604,7 @@ class Folder:
     for f, _ in files["train"] + files["test"]:
       with _open_image(f) as im:
         headers[f] = (im.size, im.mode)
-    sizes = {size for size, _ in headers.values()}
-    if len(sizes) > 1:
-      first, (size, _) = next(iter(headers.items()))
-      odd = next(f for f, (other, _) in headers.items() if other != size)
-      raise InputError(f"{root}: images differ in size (width, height), e.g. {odd} is "
-                       f"{headers[odd][0]} but {first} is {size}")
-    grey = all(m in ("1", "L") for _, m in headers.values())
-    width, height = sizes.pop() if sizes else (1, 1)
-    return cls(root, tuple(classes), files, (height, width, 1 if grey else 3))
+    return cls(root, tuple(classes), files, image_shape(headers, root))
 
   def images(self, split: str) -> Iterator[np.ndarray]:
     """The split's images in order, each (H, W, C) uint8."""
@@ -623,6 +615,20 @@ class Folder:
           yield np.asarray(im.convert(mode)).reshape(self.shape)
         except OSError as e:  # truncated or corrupt pixel data
           raise InputError(f"cannot read image {f}: {e}") from None
+
+
+def image_shape(headers: dict, where) -> tuple[int, int, int]:
+  """(height, width, channels) of images whose PIL (size, mode) `headers` gives by name;
+  InputError naming two that differ in size. Grey ('1', 'L') only if every one is."""
+  sizes = {size for size, _ in headers.values()}
+  if len(sizes) > 1:
+    first, (size, _) = next(iter(headers.items()))
+    odd = next(f for f, (other, _) in headers.items() if other != size)
+    raise InputError(f"{where}: images differ in size (width, height), e.g. image {odd} is "
+                     f"{headers[odd][0]} but image {first} is {size}")
+  grey = all(m in ("1", "L") for _, m in headers.values())
+  width, height = sizes.pop() if sizes else (1, 1)
+  return height, width, 1 if grey else 3
 
 
 def _open_image(path: pathlib.Path) -> Image.Image:
