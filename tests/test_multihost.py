@@ -40,6 +40,7 @@ from scipy import stats
 from jaxclean import records as records_lib
 from jaxclean import scores as scores_lib
 from jaxclean import protocol, trajectories
+from jaxclean import workdir as workdir_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "multihost_worker.py")
@@ -212,7 +213,8 @@ def test_only_process_zero_writes_outputs(runs):
   # What is left: each output once, whole, no temporary or partial files.
   entries = set(os.listdir(runs["two"]))
   assert OUTPUTS | {"checkpoints"} <= entries, sorted(entries)
-  assert not [e for e in entries if e.startswith(".")], sorted(entries)  # outputs.py temp files
+  # No outputs.py temp files; the workdir's lock file (released, not removed) stays.
+  assert not [e for e in entries if e.startswith(".") and e != workdir_lib.LOCK], sorted(entries)
   df = pd.read_csv(runs["two"] / "scores.csv")
   assert df["index"].tolist() == list(range(len(runs["reference"]["scores"])))
   pd.testing.assert_frame_equal(df, pd.read_parquet(runs["two"] / "scores.parquet"),
