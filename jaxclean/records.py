@@ -84,7 +84,8 @@ def init(num_examples: int) -> Records:
   return Records(**{k: jnp.zeros((num_examples,), d) for k, d in _DTYPES.items()})
 
 
-def dynamics(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
+def dynamics(logits: jax.Array, labels: jax.Array, rival_classes: int | None = None
+             ) -> dict[str, jax.Array]:
   """Per-example margin, correctness, loss, assigned-label probability and EL2N.
 
   margin = logit of the assigned label minus the largest other logit (Pleiss
@@ -100,6 +101,8 @@ def dynamics(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
   logp = jax.nn.log_softmax(logits)
   prob = jnp.exp(logp)
   margin = assigned - other
+  if rival_classes is not None:  # the strongest other class among the real ones
+    others = jnp.where(jnp.arange(num_classes) >= rival_classes, -jnp.inf, others)
   rival = jnp.argmax(others, axis=-1)
   return dict(
       rival=rival,  # the strongest other class
@@ -114,7 +117,7 @@ def dynamics(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
 
 def update(records: Records, index: jax.Array, logits: jax.Array,
            labels: jax.Array, mask: jax.Array, count_aum: jax.Array | bool = True,
-           early: jax.Array | bool = True) -> Records:
+           early: jax.Array | bool = True, rival_classes: int | None = None) -> Records:
   """Adds one presentation of each unmasked batch example to `records`.
 
   Args:
@@ -127,9 +130,11 @@ def update(records: Records, index: jax.Array, logits: jax.Array,
       first `skip_epochs` epochs); a traced scalar is fine.
     early: whether this presentation is in the early window (the `early_*` and
       `suggested*` fields); a traced scalar is fine.
+    rival_classes: static; the suggestion is among the first `rival_classes` outputs
+      (the real classes of a model that also has the threshold examples' extra class).
   Indices must be unique within a batch (true for epoch-based sampling).
   """
-  d = dynamics(logits, labels)
+  d = dynamics(logits, labels, rival_classes)
   n = records.num_examples
   idx = jnp.where(mask, index, n)  # out of bounds -> dropped by the scatter
   get = lambda a: a.at[idx].get(mode="fill", fill_value=0)
@@ -184,7 +189,8 @@ def update(records: Records, index: jax.Array, logits: jax.Array,
 
 def update_sharded(records: Records, index: jax.Array, logits: jax.Array, labels: jax.Array,
                    mask: jax.Array, count_aum: jax.Array | bool = True,
-                   early: jax.Array | bool = True, axis_name: str = "data") -> Records:
+                   early: jax.Array | bool = True, rival_classes: int | None = None,
+                   axis_name: str = "data") -> Records:
   """`update` for records whose rows are split in contiguous blocks over mesh axis `axis_name`.
 
   Call inside `jax.jit` under `jax.set_mesh`, with records placed as
@@ -201,7 +207,7 @@ def update_sharded(records: Records, index: jax.Array, logits: jax.Array, labels
   def local(rec, index, logits, labels, mask, count_aum, early):
     start = jax.lax.axis_index(axis_name) * rec.num_examples
     own = mask & (index >= start) & (index < start + rec.num_examples)
-    return update(rec, index - start, logits, labels, own, count_aum, early)
+    return update(rec, index - start, logits, labels, own, count_aum, early, rival_classes)
 
   return jax.shard_map(local, in_specs=(P(axis_name), P(), P(), P(), P(), P(), P()),
                        out_specs=P(axis_name))(records, index, logits, labels, mask,

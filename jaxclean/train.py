@@ -13,6 +13,7 @@ the protocol's business (`jaxclean.protocol`); nothing here writes results.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -118,7 +119,8 @@ def map_members(fn: Callable, *trees):
 
 
 def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: int,
-                    record: bool, margin_classes: int | None = None) -> Callable:
+                    record: bool, margin_classes: int | None = None,
+                    real_classes: int | None = None) -> Callable:
   """Jitted `(state, records, batch, key, early) -> (state, records, metrics)`.
 
   `batch` holds image, label, index and mask; padding rows (mask False) carry
@@ -126,6 +128,7 @@ def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: 
   averaged over the ensemble's members. With `margin_classes`, the outputs past
   it (the threshold copies' extra class) are left out of the records of
   examples labelled with a real class: their margin is among the real classes.
+  `real_classes` limits the suggestion to the first outputs (the real classes).
   `early` (a bool scalar) says whether the step is in the records' early window, which
   like AUM leaves out the first `aum.skip_epochs` epochs.
   With `config.shard_records` the records must be placed as `init_records(...,
@@ -133,7 +136,9 @@ def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: 
   """
   crop, flip = config.augment.crop, config.augment.flip
   skip = config.aum.skip_epochs
-  update = records_lib.update_sharded if config.shard_records else records_lib.update
+  update = functools.partial(
+      records_lib.update_sharded if config.shard_records else records_lib.update,
+      rival_classes=real_classes)
 
   def step(state, records, batch, key, early):
     key = jax.random.fold_in(key, state.step)
@@ -302,7 +307,8 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   watch = (None if wrong_rows is None or not len(wrong_rows) or not config.record_dynamics
            else jax.jit(lambda r, rows=jnp.asarray(wrong_rows): jnp.mean(r.correct[:, rows])))
 
-  train_step = make_train_step(config, mean, std, spe, config.record_dynamics, margin_classes)
+  train_step = make_train_step(config, mean, std, spe, config.record_dynamics, margin_classes,
+                               eval_classes)
   eval_step = make_eval_step(mean, std, mesh, eval_classes)
 
   show = config.progress and jax.process_index() == 0

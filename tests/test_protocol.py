@@ -69,4 +69,5 @@ def test_two_run_predictions_are_real_classes(digits_config, tmp_path):
   c = _tiny(digits_config)
   c.num_epochs, c.aum.threshold_samples = 1, "two_runs"
   out = protocol.train_and_evaluate(c, str(tmp_path))
-  assert out["scores"]["predicted_label"].between(0, 9).all()
+  assert out["scores"]["final_prediction"].between(0, 9).all()
+  assert out["scores"]["suggested_label"].between(0, 9).all()

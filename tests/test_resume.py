@@ -33,7 +33,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS, SPE, EVERY = 4, 24, 5  # digits: 1500 training examples, batch 64
 TOTAL = EPOCHS * SPE
 TIMEOUT_S = 420  # per wave; a run takes ~45 s alone on 2 idle cores
-INT_COLUMNS = ["index", "given_label", "predicted_label", "forgetting", "is_noisy"]
+INT_COLUMNS = ["index", "given_label", "suggested_label", "final_prediction", "forgetting",
+               "is_noisy"]
 FLOAT_COLUMNS = ["aum", "margin", "el2n", "confidence", "variability", "loss"]
 
 
