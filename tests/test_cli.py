@@ -48,6 +48,10 @@ CASES = {
                      "leaves no epoch for AUM"),
     "threshold setting": (lambda p: ["--config.aum.threshold_samples=yes"],
                           "aum.threshold_samples='yes'"),
+    "count rule": (lambda p: ["--config.aum.rule=magic"],
+                   "aum.rule='magic'; valid: confident, calibrated, percentile"),
+    "early window": (lambda p: ["--config.early.copies_accuracy=0"],
+                     r"early.copies_accuracy must be in \(0, 1\]"),
 }
 
 
