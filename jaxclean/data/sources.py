@@ -529,11 +529,12 @@ def _arrayrecord(path: str):
                      f"{RECORD_FORMAT}; convert the source again")
   splits = {}
   for split, (count, mean_std) in split_info.items():
-    path, labels_path = _require(root / f"{split}.array_record"), _require(root / f"{split}_labels.npy")
+    records = _require(root / f"{split}.array_record")
+    labels_path = _require(root / f"{split}_labels.npy")
     try:
-      images = arrays.RecordImages(str(path), shape, dtype, meta_bytes, mean_std)
+      images = arrays.RecordImages(str(records), shape, dtype, meta_bytes, mean_std)
     except (OSError, RuntimeError, ValueError) as e:  # array_record raises RuntimeError
-      raise InputError(f"cannot read {path} as an ArrayRecord file ({e})") from None
+      raise InputError(f"cannot read {records} as an ArrayRecord file ({e})") from None
     with _reading(labels_path, "a .npy array of integer labels"):
       labels = np.load(labels_path, allow_pickle=False)
     if not len(images) == len(labels) == count:
