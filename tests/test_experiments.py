@@ -2,6 +2,10 @@
 
 import importlib
 import io as io_lib
+import pathlib
+import re
+import subprocess
+import sys
 import tarfile
 
 import numpy as np
@@ -35,6 +39,7 @@ def _outputs(workdir, name):
   df = pd.read_csv(workdir / f"{name}.csv")
   md = (workdir / f"{name}.md").read_text()
   assert "Runtime:" in md and "nproc=" in md and "| setting |" in md
+  assert ", commit " in md and "load average" in md
   return df, md
 
 
@@ -211,3 +216,33 @@ def test_configs_have_cpu_and_full_scales(name):
   assert len({cpu.seed, cpu.noise.seed, cpu.clean.seed}) == 3
   with pytest.raises(ValueError, match="unknown scale"):
     module.get_config("huge")
+
+
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _rerun_commands(*names):
+  out = subprocess.run(["bash", str(_ROOT / "experiments" / "rerun_all.sh"), "--print", "runs",
+                        *names], capture_output=True, text=True, check=True).stdout
+  return out.splitlines()
+
+
+def test_rerun_all_runs_the_documented_commands():
+  """experiments/rerun_all.sh runs each table's CPU-scale command of experiments/README.md."""
+  readme = (_ROOT / "experiments" / "README.md").read_text()
+  documented = dict(re.findall(r"^\| `(\w+)\.py` \|.*?\| `(python -m experiments\.\1 [^`]*)` \|",
+                               readme, flags=re.M))
+  assert {"compare", "cleaning", "detection", "real_noise", "forgetting_curve",
+          "pruning"} <= set(documented)
+  default = _rerun_commands()
+  names = [re.match(r"python -m experiments\.(\w+) ", c).group(1) for c in default]
+  assert names == ["detection", "forgetting_curve", "real_noise", "cleaning", "pruning"]
+  assert default == [documented[n] for n in names]
+  assert _rerun_commands("compare") == [documented["compare"]]
+  # Every table the script reruns has an end-to-end test at a tiny size in this file.
+  tests = [t for t in dir(sys.modules[__name__]) if t.startswith("test_")]
+  for n in names:
+    assert any(t == f"test_{n}" or t.startswith(f"test_{n}_") for t in tests), n
+  bad = subprocess.run(["bash", str(_ROOT / "experiments" / "rerun_all.sh"), "--print", "runs",
+                        "nonsense"], capture_output=True, text=True)
+  assert bad.returncode == 2 and "unknown table" in bad.stderr
