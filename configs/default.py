@@ -57,8 +57,12 @@ def get_config():
   # after the first epoch, from the min_epochs-th on, in which the threshold copies' training
   # accuracy reaches copies_accuracy: the model has started to memorise wrong labels.
   c.early = dict(copies_accuracy=0.085, min_epochs=2)
-  # Clean and retrain: method none | keep_all | aum_threshold | score | oracle | random.
-  c.clean = dict(method="none", score="forgetting", fraction=0.1, count=0, seed=0)
+  # Clean and retrain: method none | keep_all | aum_threshold | score | oracle | random;
+  # or in_run: no retraining, the run itself stops training on what it has flagged at
+  # at_epoch (0: when the early window closes; k: after epoch k), threshold copies too once
+  # the window has closed, optionally with the optimiser's state made anew (fresh_optimizer).
+  c.clean = dict(method="none", score="forgetting", fraction=0.1, count=0, seed=0,
+                 at_epoch=0, fresh_optimizer=False)
   # Retraining recipe: the detection run's settings, with these replaced where set.
   c.clean.retrain = dict(num_epochs=config_dict.placeholder(int),
                          batch_size=config_dict.placeholder(int))

@@ -82,6 +82,14 @@ def check_config(config) -> None:
   _require(0 <= c.fraction <= 1, f"clean.fraction must be in [0, 1], got {c.fraction}")
   _require(c.method != "aum_threshold" or config.aum.threshold_samples != "none",
            "clean.method=aum_threshold needs aum.threshold_samples=two_runs or copies")
+  _require(c.method != "in_run" or (config.aum.threshold_samples == "copies"
+                                    and config.record_dynamics),
+           "clean.method=in_run needs aum.threshold_samples=copies and record_dynamics=True")
+  _require(isinstance(c.at_epoch, int) and 0 <= c.at_epoch < config.num_epochs,
+           f"clean.at_epoch must be in [0, num_epochs={config.num_epochs}) (0: when the early "
+           f"window closes, k: after epoch k), got {c.at_epoch}")
+  _require(isinstance(c.fresh_optimizer, bool),
+           f"clean.fresh_optimizer must be True or False, got {c.fresh_optimizer!r}")
   retrain_epochs = c.retrain.get("num_epochs")
   _require(retrain_epochs is None or retrain_epochs >= 1,
            f"clean.retrain.num_epochs must be at least 1, got {retrain_epochs}")

@@ -6,6 +6,8 @@ Methods (`config.clean.method`):
   score           the top `fraction` by `config.clean.score`, most suspicious first
   oracle          exactly the injected wrong labels
   random          a seeded random `fraction` (or as many as `count`) of the examples
+  in_run          no retraining: the detection run drops what it has flagged at an epoch
+                  and trains on (`train.fit`'s `drop`, `protocol.in_run_summary`)
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pandas as pd
 
 from jaxclean import rng
 from jaxclean import scores as scores_lib
-METHODS = ("none", "keep_all", "aum_threshold", "score", "oracle", "random")
+METHODS = ("none", "keep_all", "aum_threshold", "score", "oracle", "random", "in_run")
 
 
 def removal(method: str, scores: pd.DataFrame, flagged: dict | None,

@@ -4,7 +4,8 @@ Data flow one way: source (`data.load`) -> labels (`noisy_labels`) ->
 training with recording (`record`: one run, with or without threshold copies, or the
 AUM paper's two threshold runs) ->
 scores (`score_table`) -> outputs (`write_outputs`) -> optional removal and
-retraining (`retrain`, given the mask of examples to keep). The trainer
+retraining (`retrain`, given the mask of examples to keep), or removal inside the
+one run (`clean.method=in_run`: `train.fit`'s `drop`, `in_run_summary`). The trainer
 (`jaxclean.train`) builds the steps; this module decides what they train on
 and writes what comes out.
 """
@@ -43,6 +44,7 @@ class Recorded:
   flags: dict[str, np.ndarray] | None  # threshold flags, see `threshold.flag` and `threshold.cut`
   copies: records_lib.Records | None = None  # records of the threshold copies (copies mode)
   grand: np.ndarray | None = None  # GraNd of every original (`grand.After`), when asked for
+  kept: np.ndarray | None = None  # originals still trained on at the end (clean.method=in_run)
 
 
 def noisy_labels(config, ds: data_lib.Dataset) -> tuple[np.ndarray, np.ndarray | None]:
@@ -123,23 +125,60 @@ def _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step,
   sources = threshold.copy_sources(n, c, config.seed)
   images = data_lib.take(ds.train.images, np.concatenate([np.arange(n), sources]))
   run_labels = np.concatenate([labels, np.full(len(sources), c, labels.dtype)])
+  in_run = config.clean.method == "in_run"
   result = train.fit(config, images, run_labels, c + 1, workdir, mean, std, test=ds.test,
                      mesh=mesh, eval_classes=c,
                      margin_classes=c if config.aum.copies_margin == "real" else None,
-                     wrong_rows=np.arange(n, len(run_labels)), on_epoch_end=on_epoch_end)
+                     wrong_rows=np.arange(n, len(run_labels)), on_epoch_end=on_epoch_end,
+                     drop=_drop_flagged(config, labels, c) if in_run else None)
   predicted = _predict(eval_step, result.state, ds, labels, config, mesh)
   if not config.record_dynamics:
     return Recorded(None, predicted, result.history, None)
   originals = jax.tree.map(lambda a: a[..., :n], result.records)
   copies = jax.tree.map(lambda a: a[..., n:], result.records)
+  return Recorded(originals, predicted, result.history,
+                  _copies_flags(config, originals, copies, labels, c), copies,
+                  kept=result.keep[:n] if in_run else None)
+
+
+def _copies_flags(config, originals, copies, labels: np.ndarray, num_classes: int) -> dict:
+  """The flags of a run with threshold copies, by `config.aum.rule`, from host records."""
   values = scores_lib.ensemble_scores(originals)
   if config.aum.rule == "confident":
-    flags = confident_flags(values, scores_lib.suggestion(originals)[0], labels, c)
-  else:
-    flags = threshold.cut(np.asarray(values["aum"]),
-                          np.asarray(scores_lib.ensemble_scores(copies)["aum"]),
-                          config.aum.rule, config.aum.percentile)
-  return Recorded(originals, predicted, result.history, flags, copies)
+    return confident_flags(values, scores_lib.suggestion(originals)[0], labels, num_classes)
+  return threshold.cut(np.asarray(values["aum"]),
+                       np.asarray(scores_lib.ensemble_scores(copies)["aum"]),
+                       config.aum.rule, config.aum.percentile)
+
+
+def _drop_flagged(config, labels: np.ndarray, num_classes: int):
+  """`train.fit`'s `drop` for `clean.method=in_run`: the originals flagged so far (as the
+  end of the run flags them) and, once the early window has closed, every threshold copy
+  (their job, closing the window, is done; before that they must stay)."""
+  n = len(labels)
+
+  def drop(records, window_open: bool) -> np.ndarray:
+    originals = jax.tree.map(lambda a: a[..., :n], records)
+    copies = jax.tree.map(lambda a: a[..., n:], records)
+    flagged = np.flatnonzero(_copies_flags(config, originals, copies, labels,
+                                           num_classes)["flagged"])
+    return flagged if window_open else np.concatenate(
+        [flagged, n + np.arange(copies.seen.shape[-1])])
+
+  return drop
+
+
+def in_run_summary(found: Recorded, is_noisy: np.ndarray | None) -> dict:
+  """clean_in_run.json: after how many epochs the rows were dropped (1-based, as
+  `clean.at_epoch`; None when nothing was), the originals removed and kept, the final
+  test accuracy, and the removal's precision and recall against the known wrong labels."""
+  h = found.history
+  dropped = h["epoch"][h["kept"] < len(found.kept) + found.copies.seen.shape[-1]]
+  removed = ~found.kept
+  return dict(method="in_run", epoch=int(dropped.iloc[0]) + 1 if len(dropped) else None,
+              removed=int(removed.sum()), kept=int(found.kept.sum()),
+              test_accuracy=float(found.history["test_accuracy"].iloc[-1]),
+              **clean.precision_recall(removed, is_noisy))
 
 
 def confident_flags(values: dict, suggested, labels: np.ndarray, num_classes: int) -> dict:
@@ -286,10 +325,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   Writes to `workdir` (process 0 only): scores.csv/.parquet, detection.json,
   summary.json, label_issues.csv, report.html, history.csv, config.json;
   flagged.csv and threshold_samples.csv with threshold examples;
-  retrain_<method>.json when `config.clean.method` is set. Returns a dict with
-  the score table, the detection table (or None), the flags, the estimated
-  number of wrong labels, the test accuracy, the history and, after cleaning,
-  the retraining summary.
+  retrain_<method>.json when `config.clean.method` is set (clean_in_run.json for
+  `in_run`). Returns a dict with the score table, the detection table (or None), the
+  flags, the estimated number of wrong labels, the test accuracy, the history and,
+  after cleaning, the retraining summary (for `in_run`: `in_run_summary`'s) as "retrain".
   """
   checks.check_config(config)
   lead = jax.process_index() == 0
@@ -351,7 +390,13 @@ def _detect(config, workdir: str, ds: data_lib.Dataset) -> dict:
   out = dict(scores=df, detection=det, flags=found.flags, estimated_wrong_labels=estimate,
              test_accuracy=test_acc, history=history, suggestion=suggested)
   c = config.clean
-  if c.method != "none":
+  if c.method == "in_run":
+    summary = in_run_summary(found, is_noisy)
+    if lead:
+      outputs.write_json(os.path.join(workdir, "clean_in_run.json"), summary)
+      say(f"cleaned inside the run: {summary}")
+    out["retrain"] = summary
+  elif c.method != "none":
     removed = clean.removal(c.method, df, found.flags, is_noisy, c.fraction, c.score, c.seed,
                             c.count)
     summary = dict(method=c.method, **retrain(config, ds, labels, ~removed,

@@ -8,6 +8,11 @@ in place (donated) from the logits the step already computed. An ensemble of
 statistic and record carries a leading member axis, and the members are
 `jax.vmap`ped over it. What to train on and what to do with the records is
 the protocol's business (`jaxclean.protocol`); nothing here writes results.
+
+Cleaning inside the run (`fit`'s `drop`): a `keep` mask of the rows, folded into the
+padding mask, takes dropped rows out of the loss, the metrics and the records while
+they stay in the batches, so the data order, the steps and the schedule are those of
+the run without the drop, and a resumed run is exact.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from jaxclean.optim import make_optimizer
 RESUMABLE_KEYS = ("progress", "log_every_steps", "checkpoint", "num_devices", "trajectories",
                   "eval_every_epochs", "clean", "report", "data.cache_dir", "data.data_dir",
                   "exp", "shard_records", "grand")
+# ... except these of `clean` when it cleans inside the run (they change the training).
+IN_RUN_KEYS = ("clean.method", "clean.at_epoch", "clean.fresh_optimizer")
 
 
 class TrainState(train_state.TrainState):
@@ -53,6 +60,7 @@ class FitResult:
   state: TrainState
   records: records_lib.Records | None  # host copy, (members, N) per field; None when not recorded
   history: pd.DataFrame  # one row per epoch
+  keep: np.ndarray  # (N,) bool: the rows still trained on at the end (all, unless `drop`ped)
 
 
 def create_train_state(config, model, input_shape: tuple[int, ...],
@@ -88,6 +96,17 @@ def init_records(num_examples: int, members: int, mesh, shard: bool = False
   return jax.jit(make, out_shardings=parallel.record_sharding(mesh, shard))()
 
 
+def fresh_optimizer(state: TrainState) -> TrainState:
+  """`state` with the optimiser's state made anew (momentum zeroed) for every member.
+
+  Integer leaves (optax's step counts) are kept, so the learning-rate schedule goes on
+  where it was instead of starting over.
+  """
+  fresh = state.tx.init(state.params)
+  keep_counts = lambda new, old: old if jnp.issubdtype(old.dtype, jnp.integer) else new
+  return state.replace(opt_state=jax.tree.map(keep_counts, fresh, state.opt_state))
+
+
 def host_records(records: records_lib.Records, num_examples: int) -> records_lib.Records:
   """Host copy of the first `num_examples` rows (less the padding of sharded records)."""
   return jax.tree.map(lambda a: a[..., :num_examples], parallel.fetch(records))
@@ -121,10 +140,12 @@ def map_members(fn: Callable, *trees):
 def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: int,
                     record: bool, margin_classes: int | None = None,
                     real_classes: int | None = None) -> Callable:
-  """Jitted `(state, records, batch, key, early) -> (state, records, metrics)`.
+  """Jitted `(state, records, batch, key, early, keep=None) -> (state, records, metrics)`.
 
   `batch` holds image, label, index and mask; padding rows (mask False) carry
-  no loss and never touch a record. Metrics come back as (sum, count) pairs,
+  no loss and never touch a record. `keep` ((N,) bool, replicated) masks out the
+  rows it marks False the same way (they still run through the forward pass,
+  and batch norm's statistics, as padding rows do). Metrics come back as (sum, count) pairs,
   averaged over the ensemble's members. With `margin_classes`, the outputs past
   it (the threshold copies' extra class) are left out of the records of
   examples labelled with a real class: their margin is among the real classes.
@@ -140,11 +161,13 @@ def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: 
       records_lib.update_sharded if config.shard_records else records_lib.update,
       rival_classes=real_classes)
 
-  def step(state, records, batch, key, early):
+  def step(state, records, batch, key, early, keep=None):
     key = jax.random.fold_in(key, state.step)
     x = augment(batch["image"].astype(jnp.float32), key, batch["index"], crop, flip)
     x = (x - mean) / std
     labels, mask = batch["label"], batch["mask"]
+    if keep is not None:
+      mask = mask & keep[batch["index"]]
     weight = mask.astype(jnp.float32)
 
     def member_loss(params, batch_stats):
@@ -223,8 +246,9 @@ def run_identity(config, images: np.ndarray, labels: np.ndarray, num_classes: in
   """What defines a run: its settings (less `RESUMABLE_KEYS`) and a digest of its data
   (images on disk: of their files, `arrays.digest_into`)."""
   flat = _flatten(json.loads(config.to_json_best_effort()))
-  keep = {k: v for k, v in flat.items()
-          if not any(k == r or k.startswith(r + ".") for r in RESUMABLE_KEYS)}
+  in_run = flat.get("clean.method") == "in_run"
+  keep = {k: v for k, v in flat.items() if (in_run and k in IN_RUN_KEYS)
+          or not any(k == r or k.startswith(r + ".") for r in RESUMABLE_KEYS)}
   digest = hashlib.blake2b(digest_size=16)
   for a in (images, np.ascontiguousarray(labels, np.int32)):
     arrays.digest_into(digest, a)
@@ -262,7 +286,8 @@ def _restore(ckpt, tree: dict, history: list[dict], steps_per_epoch: int, total_
 def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdir: str,
         mean: np.ndarray, std: np.ndarray, test=None, mesh=None, eval_classes=None,
         margin_classes=None, wrong_rows: np.ndarray | None = None,
-        on_epoch_end: Callable | None = None) -> FitResult:
+        on_epoch_end: Callable | None = None,
+        drop: Callable[[records_lib.Records, bool], np.ndarray] | None = None) -> FitResult:
   """Trains `config.ensemble` models on (images, labels), recording per-example dynamics.
 
   Resumes from the newest readable checkpoint in `workdir/checkpoints`; a run
@@ -281,6 +306,14 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
 
   `on_epoch_end(epoch, state)` is called on every process after each epoch trained here
   (not after those a resumed run restored), before its checkpoint (e.g. `grand.After`).
+
+  Cleaning inside the run: `drop(host records, window_open)` is called once, on every
+  process, at the end of the epoch `config.clean.at_epoch` (1-based; 0: the epoch in
+  which the early window closes), and returns the rows to train on no longer. From the
+  next step on they are masked out of the loss, the metrics and the records (`keep`,
+  checkpointed with the state); with `config.clean.fresh_optimizer` the optimiser's
+  state is made anew (`fresh_optimizer`). history.csv then has `trained` (the rows
+  in the epoch's loss) and `kept` (the rows kept for the next epoch) per epoch.
   """
   mesh = mesh or parallel.make_mesh(config.num_devices)
   n, bs = len(labels), config.batch_size
@@ -296,14 +329,15 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   # Running (sum, count) metrics of the current epoch, checkpointed with the state
   # so that an epoch resumed mid-way still logs the whole epoch.
   zero_sums = parallel.replicate({k: np.float32(0) for k in ("loss", "correct", "count")}, mesh)
-  state, step_key, early = parallel.replicate((state, rng.key(config.seed, "augment"),
-                                               np.bool_(True)), mesh)
+  state, step_key, early, keep = parallel.replicate(
+      (state, rng.key(config.seed, "augment"), np.bool_(True), np.ones(n, bool)), mesh)
   history_path = os.path.join(workdir, "history.csv")
   history = pd.read_csv(history_path).to_dict("records") if os.path.exists(history_path) else []
   start, tree, history = _restore(
-      ckpt, dict(state=state, records=records, sums=zero_sums, early=early), history, spe,
-      total_steps)
-  state, records, epoch_sums, early = tree["state"], tree["records"], tree["sums"], tree["early"]
+      ckpt, dict(state=state, records=records, sums=zero_sums, early=early, keep=keep),
+      history, spe, total_steps)
+  state, records, epoch_sums, early, keep = (tree[k] for k in ("state", "records", "sums",
+                                                                "early", "keep"))
   watch = (None if wrong_rows is None or not len(wrong_rows) or not config.record_dynamics
            else jax.jit(lambda r, rows=jnp.asarray(wrong_rows): jnp.mean(r.correct[:, rows])))
 
@@ -313,9 +347,9 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
 
   show = config.progress and jax.process_index() == 0
 
-  def end_epoch(epoch: int, sums: dict, seconds: float) -> bool:
-    """Logs the epoch (evaluating when due), writes its history and trajectories, and
-    says whether the early window stays open."""
+  def end_epoch(epoch: int, sums: dict, seconds: float) -> tuple[bool, np.ndarray | None]:
+    """Logs the epoch (evaluating when due), writes its history and trajectories; says
+    whether the early window stays open, and the new keep mask when rows are dropped."""
     row = dict(epoch=epoch, train_loss=sums["loss"] / sums["count"],
                train_accuracy=sums["correct"] / sums["count"], seconds=seconds,
                early=bool(parallel.fetch(early)))
@@ -329,20 +363,28 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
                              or epoch + 1 == config.num_epochs):
       row["test_accuracy"], row["test_loss"], _ = evaluate(
           eval_step, state, test.images, test.labels, bs, mesh)
+    due = drop is not None and (epoch + 1 == config.clean.at_epoch if config.clean.at_epoch
+                                else row["early"] and not still_early)
+    # On every process: fetching records sharded over processes is a collective.
+    host = (host_records(records, n) if (config.trajectories and config.record_dynamics)
+            or due else None)
+    new_keep = None
+    if drop is not None:
+      new_keep = parallel.fetch(keep).copy()
+      if due:
+        new_keep[drop(host, still_early)] = False
+      row.update(trained=sums["count"], kept=int(new_keep.sum()))
     history.append(row)
     logging.info("epoch %d: %s", epoch, row)
-    # On every process: fetching records sharded over processes is a collective.
-    host = (host_records(records, n) if config.trajectories and config.record_dynamics
-            else None)
     if show and "test_accuracy" in row:  # one line per evaluated epoch, above the bar
       tqdm.tqdm.write(f"epoch {epoch + 1}/{config.num_epochs}: train loss "
                       f"{row['train_loss']:.4f}, accuracy {row['train_accuracy']:.4f}; test "
                       f"accuracy {row['test_accuracy']:.4f} ({row['seconds']:.1f} s)")
     if jax.process_index() == 0:  # logs first: a restart drops rows past its checkpoint
       outputs.write_table(history_path, pd.DataFrame(history))
-      if host is not None:
+      if host is not None and config.trajectories:
         trajectories.write(workdir, epoch, host)
-    return still_early
+    return still_early, new_keep if due else None
 
   # tqdm.auto: a widget in a notebook; disable=None turns the bar off where stderr is no terminal.
   bar = tqdm.auto.tqdm(total=total_steps, initial=start, disable=None if show else True,
@@ -351,7 +393,7 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   with jax.set_mesh(mesh):
     for step, _, _, batch in pipeline.batches(images, labels, bs, config.seed, mesh,
                                               range(start, total_steps)):
-      state, records, metrics = train_step(state, records, batch, step_key, early)
+      state, records, metrics = train_step(state, records, batch, step_key, early, keep)
       if prev is not None and jax.process_count() > 1:
         # Keep at most one step in flight: with many collective programs queued,
         # XLA's CPU client (gloo) can deadlock across processes.
@@ -364,15 +406,22 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
       bar.update(1)
       done = step + 1
       if done % spe == 0:
-        if not end_epoch(step // spe, _check_finite(epoch_sums, step), time.time() - t0):
+        still_early, new_keep = end_epoch(step // spe, _check_finite(epoch_sums, step),
+                                          time.time() - t0)
+        if not still_early:
           early = parallel.replicate(np.bool_(False), mesh)
+        if new_keep is not None:
+          keep = parallel.replicate(new_keep, mesh)
+          if config.clean.fresh_optimizer:
+            state = jax.jit(fresh_optimizer,
+                            out_shardings=parallel.replicated(mesh))(state)
         if on_epoch_end is not None:
           on_epoch_end(step // spe, state)
         epoch_sums, t0 = zero_sums, time.time()
-      ckpt.maybe_save(done, dict(state=state, records=records, sums=epoch_sums, early=early),
-                      force=done % spe == 0)
+      ckpt.maybe_save(done, dict(state=state, records=records, sums=epoch_sums, early=early,
+                                 keep=keep), force=done % spe == 0)
   bar.close()
   ckpt.close()
   return FitResult(state=state,
                    records=host_records(records, n) if config.record_dynamics else None,
-                   history=pd.DataFrame(history))
+                   history=pd.DataFrame(history), keep=parallel.fetch(keep))

@@ -52,6 +52,11 @@ CASES = {
                    "aum.rule='magic'; valid: confident, calibrated, percentile"),
     "early window": (lambda p: ["--config.early.copies_accuracy=0"],
                      r"early.copies_accuracy must be in \(0, 1\]"),
+    "in-run epoch": (lambda p: ["--config.clean.method=in_run", "--config.clean.at_epoch=20"],
+                     r"clean.at_epoch must be in \[0, num_epochs=20\)"),
+    "in-run copies": (lambda p: ["--config.clean.method=in_run",
+                                 "--config.aum.threshold_samples=none"],
+                      "clean.method=in_run needs aum.threshold_samples=copies"),
 }
 
 
