@@ -311,8 +311,9 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   process, at the end of the epoch `config.clean.at_epoch` (1-based; 0: the epoch in
   which the early window closes), and returns the rows to train on no longer. From the
   next step on they are masked out of the loss, the metrics and the records (`keep`,
-  checkpointed with the state); with `config.clean.fresh_optimizer` the optimiser's
-  state is made anew (`fresh_optimizer`). history.csv then has `trained` (the rows
+  checkpointed with the state; a run without `drop` has none, so it reads the checkpoints
+  of older versions); with `config.clean.fresh_optimizer` the optimiser's state is made
+  anew (`fresh_optimizer`). history.csv then has `trained` (the rows
   in the epoch's loss) and `kept` (the rows kept for the next epoch) per epoch.
   """
   mesh = mesh or parallel.make_mesh(config.num_devices)
@@ -330,14 +331,17 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   # so that an epoch resumed mid-way still logs the whole epoch.
   zero_sums = parallel.replicate({k: np.float32(0) for k in ("loss", "correct", "count")}, mesh)
   state, step_key, early, keep = parallel.replicate(
-      (state, rng.key(config.seed, "augment"), np.bool_(True), np.ones(n, bool)), mesh)
+      (state, rng.key(config.seed, "augment"), np.bool_(True),
+       None if drop is None else np.ones(n, bool)), mesh)
   history_path = os.path.join(workdir, "history.csv")
   history = pd.read_csv(history_path).to_dict("records") if os.path.exists(history_path) else []
-  start, tree, history = _restore(
-      ckpt, dict(state=state, records=records, sums=zero_sums, early=early, keep=keep),
-      history, spe, total_steps)
-  state, records, epoch_sums, early, keep = (tree[k] for k in ("state", "records", "sums",
-                                                                "early", "keep"))
+  epoch_sums = zero_sums
+  # What a checkpoint holds, read when called (the loop rebinds these names).
+  saved = lambda: dict(state=state, records=records, sums=epoch_sums, early=early,
+                       **({} if keep is None else dict(keep=keep)))
+  start, tree, history = _restore(ckpt, saved(), history, spe, total_steps)
+  state, records, epoch_sums, early = tree["state"], tree["records"], tree["sums"], tree["early"]
+  keep = tree.get("keep")
   watch = (None if wrong_rows is None or not len(wrong_rows) or not config.record_dynamics
            else jax.jit(lambda r, rows=jnp.asarray(wrong_rows): jnp.mean(r.correct[:, rows])))
 
@@ -418,10 +422,10 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
         if on_epoch_end is not None:
           on_epoch_end(step // spe, state)
         epoch_sums, t0 = zero_sums, time.time()
-      ckpt.maybe_save(done, dict(state=state, records=records, sums=epoch_sums, early=early,
-                                 keep=keep), force=done % spe == 0)
+      ckpt.maybe_save(done, saved(), force=done % spe == 0)
   bar.close()
   ckpt.close()
   return FitResult(state=state,
                    records=host_records(records, n) if config.record_dynamics else None,
-                   history=pd.DataFrame(history), keep=parallel.fetch(keep))
+                   history=pd.DataFrame(history),
+                   keep=np.ones(n, bool) if keep is None else parallel.fetch(keep))
