@@ -7,9 +7,11 @@ with the default config otherwise:
   retrain            that run's flagged examples removed (`clean.method=aum_threshold`) and
                      a model retrained from scratch on the rest, as many epochs; its time
                      is both trainings'
-  in_run fresh/same  one run that drops what it has flagged at `clean.at_epoch` (default 0:
-                     when the early window closes; `clean.method=in_run`) and trains on,
-                     with the optimiser's state made anew (fresh) or kept (same)
+  in_run <when> fresh/same
+                     one run that drops what it has flagged (`clean.method=in_run`) and
+                     trains on, with the optimiser's state made anew (fresh) or kept (same),
+                     for each `clean.at_epoch` of `exp.at_epochs`: 0 = when the early window
+                     closes ("close"), k = after epoch k ("@k")
 
   python -m experiments.clean_in_run --config=configs/exp_clean_in_run.py \
       --workdir=runs/exp_clean_in_run
@@ -26,7 +28,6 @@ import pandas as pd
 from experiments import settings, tables
 from jaxclean import clean, protocol
 
-PIPELINES = ("no cleaning", "retrain", "in_run fresh", "in_run same")
 
 
 def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
@@ -43,10 +44,10 @@ def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
   rows.append(dict(pipeline="retrain", test_accuracy=out["test_accuracy"],
                    seconds=t.seconds + tr.seconds, removed=out["removed"],
                    epoch=config.num_epochs, **clean.precision_recall(removed, is_noisy)))
-  for fresh in (True, False):
-    c = settings.with_overrides(config, {"clean.method": "in_run",
+  for at, fresh in ((at, fresh) for at in config.exp.at_epochs for fresh in (True, False)):
+    c = settings.with_overrides(config, {"clean.method": "in_run", "clean.at_epoch": at,
                                          "clean.fresh_optimizer": fresh})
-    name = "in_run " + ("fresh" if fresh else "same")
+    name = f"in_run {f'@{at}' if at else 'close'} {'fresh' if fresh else 'same'}"
     with settings.Timer() as ti:
       got = protocol.record(c, ds, labels, os.path.join(workdir, settings.slug(name)), mesh)
     s = protocol.in_run_summary(got, is_noisy)
@@ -78,7 +79,8 @@ def write_tables(config, workdir: str, df: pd.DataFrame, seconds: float,
 
   def pivot(value):
     p = df.groupby(["setting", "pipeline"], sort=False)[value].first().unstack()
-    return p.loc[names, list(PIPELINES)].reset_index().rename_axis(columns=None)
+    return p.loc[names, list(dict.fromkeys(df["pipeline"]))].reset_index().rename_axis(
+        columns=None)
 
   removal = df.dropna(subset=["removed"])[["setting", "pipeline", "wrong_labels", "epoch",
                                            "removed", "precision", "recall"]].astype(
@@ -96,8 +98,9 @@ def write_tables(config, workdir: str, df: pd.DataFrame, seconds: float,
              f"{config.optimizer.momentum}, schedule {config.optimizer.schedule}, threshold "
              "copies; the retraining has the same recipe.",
              "retrain removes the default run's flagged set (the early window's count, top by "
-             "`combined`); in_run removes what is flagged when the window closes, and the "
-             "threshold copies, then trains on the rest to the last epoch.",
+             "`combined`); in_run removes what is flagged when the window closes (close: "
+             "with the threshold copies) or after epoch k (@k: the count of the window so "
+             "far; the copies stay), then trains on the rest to the last epoch.",
              f"Asymmetric noise pairs {config.noise.pairs} (source:target).",
              "One seed; with 2,000 test images a difference of ~1 point is within noise."])
 

@@ -250,13 +250,13 @@ def test_rerun_all_runs_the_documented_commands():
 
 def test_clean_in_run(tmp_path):
   from experiments import clean_in_run
-  c = _tiny("clean_in_run", noise=(("uniform", 0.4),), cifar10n=())
-  c.num_epochs, c.clean.at_epoch = 3, 1  # drop after the first epoch
+  c = _tiny("clean_in_run", noise=(("uniform", 0.4),), cifar10n=(), at_epochs=(1,))
+  c.num_epochs = 3
   clean_in_run.run(c, str(tmp_path), command="python -m experiments.clean_in_run ...")
   df, md = _outputs(tmp_path, "clean_in_run")
-  assert list(df["pipeline"]) == list(clean_in_run.PIPELINES)
+  assert list(df["pipeline"]) == ["no cleaning", "retrain", "in_run @1 fresh", "in_run @1 same"]
   assert df["test_accuracy"].between(0, 1).all() and (df["seconds"] > 0).all()
   cleaned = df[df["pipeline"] != "no cleaning"]
   assert (cleaned["removed"] > 0).all() and cleaned["precision"].between(0, 1).all()
   assert (df[df["pipeline"].str.startswith("in_run")]["epoch"] < c.num_epochs).all()
-  assert "| setting | no cleaning | retrain | in_run fresh | in_run same |" in md
+  assert "| setting | no cleaning | retrain | in_run @1 fresh | in_run @1 same |" in md
