@@ -4,7 +4,7 @@ Needs ../shared/data/cifar10 (labels.npz + cifar10_jpeg.tar.gz; set data.data_di
 otherwise). The first load decodes 60k JPEGs (~20 s) and caches them.
 
 CPU scale (first 10k training images, small CNN (width 16, batch norm), 6 epochs;
-about 30 min on 2 cores):
+4.5 min on 2 loaded cores at 2d1c860):
   python -m experiments.real_noise --config=configs/exp_real_noise.py --workdir=runs/exp_real_noise
 Full scale (all 50k, ResNet-32 reference recipe; for accelerators):
   python -m experiments.real_noise --config=configs/exp_real_noise.py:full \
