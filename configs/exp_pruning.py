@@ -2,8 +2,9 @@
 
 Keep the hardest fraction of the training set by EL2N, by GraNd, or at random, retrain from
 scratch, test. Scores: EL2N averaged over the presentations of a short run's first
-`exp.score.num_epochs` epochs, GraNd at initialisation (`grand.epochs=0`), both averaged over
-`exp.score.ensemble` members (the paper's seeds).
+`exp.score.num_epochs` epochs, GraNd at initialisation (`grand`) and after that run's
+`exp.score.num_epochs` epochs (`grand_trained`), all averaged over `exp.score.ensemble`
+members (the paper's seeds). `grand.epochs` is set by experiments/pruning.py.
 
 CPU scale (clean Fashion-MNIST, first 6k, MLP, 10 epochs; 3 min on 2 loaded cores at 2d1c860):
   python -m experiments.pruning --config=configs/exp_pruning.py --workdir=runs/exp_pruning
@@ -22,13 +23,12 @@ def get_config(scale: str = "cpu"):
     c = full()
   else:
     c = exp_base.cpu("experiments/results/pruning")
-    c.data.train_size = 6000  # 10 trainings (7.3 full-data ones by examples) in ~10 min
+    c.data.train_size = 6000  # 13 trainings (9.4 full-data ones by examples) in ~10 min
     # Scoring: 2 epochs at the recipe's starting lr (EL2N early in training), 4 seeds.
     c.exp.score = dict(num_epochs=2, ensemble=4, schedule="constant")
   c.noise.kind = "none"
   c.aum.threshold_samples = "none"
-  c.grand.epochs = 0
-  c.exp.scores = ("el2n", "grand", "random")
+  c.exp.scores = ("el2n", "grand", "grand_trained", "random")
   c.exp.fractions = (0.9, 0.7, 0.5)
   return c
 
@@ -37,7 +37,8 @@ def full():
   """Data Diet's CIFAR-10 recipe (their scripts/run_keep_max_scores.py): 200 epochs, batch 128,
   SGD lr 0.1 Nesterov 0.9, weight decay 5e-4, lr x0.2 at epochs 60, 120, 160, crop 4 + flip;
   PreAct ResNet-18 here (theirs: a low-resolution ResNet-18). Scores from 10 seeds: EL2N over
-  the first 20 epochs' presentations, GraNd at initialisation. Wall time: configs/full_pruning.py.
+  the first 20 epochs' presentations, GraNd at initialisation and after those 20 epochs. Wall
+  time: configs/full_pruning.py.
   """
   c = exp_base.full("experiments/results/pruning_full")
   c.model = dict(name="preact_resnet18")

@@ -2,11 +2,13 @@
 
 One short scoring run (`exp.score`: its epochs, members and schedule) gives every example's
 EL2N (averaged over its presentations in that run, early in training as the paper's score,
-and over the members, as the paper averages over seeds) and GraNd (`grand.epochs`, by
-default at initialisation, over the same members). For each fraction f in `exp.fractions`
-and each of `exp.scores` the round(f * N) highest-scoring examples (`random`: a seeded
-random subset) are kept and a model is retrained from scratch on them with the experiment's
-recipe, evaluated on the clean test set; one keep-all retraining gives the full-data row.
+and over the members, as the paper averages over seeds) and GraNd over the same members, at
+initialisation (`grand`) and, as the paper also does, a few epochs in: after the scoring
+run's last epoch (`grand_trained`, its final model, by `grand.After` in the same run). For
+each fraction f in `exp.fractions` and each of `exp.scores` the round(f * N) highest-scoring
+examples (`random`: a seeded random subset) are kept and a model is retrained from scratch on
+them with the experiment's recipe, evaluated on the clean test set; one keep-all retraining
+gives the full-data row.
 
   python -m experiments.pruning --config=configs/exp_pruning.py --workdir=runs/exp_pruning
 """
@@ -19,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from experiments import settings, tables
-from jaxclean import clean, protocol
+from jaxclean import clean, grand, protocol
 
-SCORES = ("el2n", "grand", "random")
+SCORES = ("el2n", "grand", "grand_trained", "random")
+GRANDS = ("grand", "grand_trained")
 
 
 def hardest(values: np.ndarray, k: int) -> np.ndarray:
@@ -45,11 +48,18 @@ def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
   if bad:
     raise ValueError(f"unknown scores {bad}; valid: {', '.join(SCORES)}")
   s = config.exp.score
+  trained = "grand_trained" in config.exp.scores
   scoring = settings.with_overrides(config, {"num_epochs": s.num_epochs, "ensemble": s.ensemble,
-                                             "optimizer.schedule": s.schedule})
+                                             "optimizer.schedule": s.schedule,
+                                             "grand.epochs": s.num_epochs if trained else -1})
+  score_dir = os.path.join(workdir, "score")
   with settings.Timer() as t:
-    found = protocol.record(scoring, ds, labels, os.path.join(workdir, "score"), mesh)
-  df = protocol.score_table(found, labels, is_noisy)
+    found = protocol.record(scoring, ds, labels, score_dir, mesh)
+    # The run's `grand` is after its last epoch; at initialisation needs no training.
+    df = protocol.score_table(found, labels, is_noisy).rename(columns={"grand": "grand_trained"})
+    if "grand" in config.exp.scores:
+      df["grand"] = grand.After(settings.with_overrides(scoring, {"grand.epochs": 0}), ds, labels,
+                                ds.num_classes, mesh, score_dir).value()
   n = len(labels)
   kept = [("full data", 1.0, np.ones(n, bool))]
   for f in config.exp.fractions:
@@ -68,10 +78,13 @@ def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
                      test_accuracy=out["test_accuracy"], least_kept_class=float(counts.min()),
                      seconds=round(tr.seconds, 1)))
   rows[0]["scoring_seconds"] = round(t.seconds, 1)
-  if {"el2n", "grand"} <= set(df):
-    rows[0]["el2n_grand_spearman"] = float(df["el2n"].rank().corr(df["grand"].rank()))
-    rows[0]["grand_input_norm_spearman"] = float(
-        df["grand"].rank().corr(pd.Series(input_norms(ds)).rank()))
+  norms = pd.Series(input_norms(ds)).rank() if set(GRANDS) & set(df) else None
+  for g in (g for g in GRANDS if g in df):
+    rows[0][f"el2n_{g}_spearman"] = float(df["el2n"].rank().corr(df[g].rank()))
+    rows[0][f"{g}_input_norm_spearman"] = float(df[g].rank().corr(norms))
+  if set(GRANDS) <= set(df):
+    rows[0]["grand_grand_trained_spearman"] = float(df["grand"].rank().corr(
+        df["grand_trained"].rank()))
   return rows
 
 
@@ -99,12 +112,19 @@ def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
            f"epoch scoring run ({s.schedule} lr {config.optimizer.lr}), and over its "
            f"{s.ensemble} members (seeds); the paper scores at one early epoch (20 of 200 on "
            f"CIFAR-10) averaged over 10 seeds.",
-           f"GraNd: ||grad of the loss||_2 at {_when(config.grand.epochs)}, eval mode, the mean "
-           f"over the same {s.ensemble} members (jaxclean/grand.py).",
+           f"GraNd: ||grad of the loss||_2, eval mode, the mean over the same {s.ensemble} "
+           f"members (jaxclean/grand.py); `grand` at initialisation, `grand_trained` after the "
+           f"scoring run's {s.num_epochs} epochs (the model EL2N's scoring run ends with); the paper "
+           "has both (at initialisation and a few epochs in).",
            "Kept: the round(fraction * N) highest scores (the hardest), or a seeded random subset.",
-           f"Spearman rank correlation of EL2N and GraNd: {full.get('el2n_grand_spearman', np.nan):.3f}; "
-           f"of GraNd and the normalised input's norm: "
-           f"{full.get('grand_input_norm_spearman', np.nan):.3f}.",
+           "Spearman rank correlations: "
+           + "; ".join(f"{a} and {b} {full.get(key, np.nan):.3f}" for a, b, key in (
+               ("EL2N", "GraNd at init", "el2n_grand_spearman"),
+               ("EL2N", "GraNd trained", "el2n_grand_trained_spearman"),
+               ("GraNd at init", "GraNd trained", "grand_grand_trained_spearman"),
+               ("GraNd at init", "the normalised input's norm", "grand_input_norm_spearman"),
+               ("GraNd trained", "the normalised input's norm",
+                "grand_trained_input_norm_spearman"))) + ".",
            f"Scoring run {full['scoring_seconds']:.0f} s (training and GraNd); each retraining's "
            "seconds are in pruning.csv."]
   tables.write_outputs(config, workdir, "pruning",
@@ -115,10 +135,6 @@ def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
                              ".3f")],
                        total.seconds, command, notes)
   return df
-
-
-def _when(epochs: int) -> str:
-  return "initialisation" if epochs == 0 else f"the end of epoch {epochs} of the scoring run"
 
 
 if __name__ == "__main__":

@@ -166,12 +166,19 @@ def test_pruning(tmp_path):
   c.exp.score.update(num_epochs=1, ensemble=2)
   pruning.run(c, str(tmp_path))
   df = pd.read_csv(tmp_path / "pruning.csv")
-  assert list(df["score"]) == ["full data", "el2n", "grand", "random"]
-  assert list(df["kept"]) == [400, 200, 200, 200] and df["test_accuracy"].between(0, 1).all()
+  assert list(df["score"]) == ["full data", "el2n", "grand", "grand_trained", "random"]
+  assert list(df["kept"]) == [400, 200, 200, 200, 200] and df["test_accuracy"].between(0, 1).all()
   assert df["least_kept_class"].between(0, 1).all()
-  assert -1 <= df["el2n_grand_spearman"].iloc[0] <= 1
+  for key in ("el2n_grand", "el2n_grand_trained", "grand_grand_trained", "grand_input_norm",
+              "grand_trained_input_norm"):
+    assert -1 <= df[f"{key}_spearman"].iloc[0] <= 1, key
   md = (tmp_path / "pruning.md").read_text()
-  assert "Runtime:" in md and "commit" in md and "| fraction | kept | el2n | grand | random |" in md
+  assert "Runtime:" in md and "commit" in md
+  assert "| fraction | kept | el2n | grand | grand_trained | random |" in md
+  # GraNd at initialisation and after the scoring run's epoch, from the one scoring run.
+  score = tmp_path / "no_noise" / "score"
+  at_init, trained = (np.load(score / f"grand_epoch{e}.npy") for e in (0, 1))
+  assert at_init.shape == trained.shape == (400,) and not np.allclose(at_init, trained)
   # The hardest are kept: the k highest values, ties by index.
   assert pruning.hardest(np.array([0.1, 0.5, 0.5, 0.2]), 2).tolist() == [False, True, True, False]
 
