@@ -55,8 +55,9 @@ def get_config():
                copies_margin="real")
   # The early window: the records' early fields (the suggestion, `combined`, the count) stop
   # after the first epoch, from the min_epochs-th on, in which the threshold copies' training
-  # accuracy reaches copies_accuracy: the model has started to memorise wrong labels.
-  c.early = dict(copies_accuracy=0.085, min_epochs=2)
+  # accuracy reaches copies_accuracy or their mean probability of their (wrong) label reaches
+  # copies_probability: the model has started to memorise wrong labels.
+  c.early = dict(copies_accuracy=0.085, copies_probability=0.15, min_epochs=2)
   # Clean and retrain: method none | keep_all | aum_threshold | score | oracle | random;
   # or in_run: no retraining, the run itself stops training on what it has flagged at
   # at_epoch (0: when the early window closes; k: after epoch k), threshold copies too once

@@ -11,6 +11,7 @@ the suggestion is the true label (all wrong labels; flagged wrong labels):
 """
 
 import glob
+import itertools
 import os
 
 import jax
@@ -25,12 +26,14 @@ from jaxclean import scores as scores_lib
 
 _DUMPS = flags.DEFINE_string("dumps", None, "Directory of probe dumps (one folder per case).")
 _THRESHOLDS = flags.DEFINE_list("thresholds", ["0.07", "0.085", "0.1"], "copies_accuracy values.")
+_SOFT = flags.DEFINE_list("soft", ["2"], "copies_probability values (2 = never).")
 _EPOCHS = flags.DEFINE_list("epochs", ["15", "30"], "Run lengths to read.")
 _OUT = flags.DEFINE_string("out", None, "Markdown file to write.")
 
 
-def replay(logits, labels, copies, tau, epochs, skip=1, min_epochs=2):
-  """Records of originals and copies after `epochs` epochs, and the window's length."""
+def replay(logits, labels, copies, tau, epochs, skip=1, min_epochs=2, soft=2.0):
+  """Records of originals and copies after `epochs` epochs, and the window's length: it
+  closes when the copies' accuracy reaches `tau` or their mean probability `soft`."""
   n, c = len(labels), logits.shape[-1] - 1
   rows = jnp.arange(n + copies)
   run_labels = jnp.concatenate([jnp.asarray(labels), jnp.full(copies, c)])
@@ -40,12 +43,13 @@ def replay(logits, labels, copies, tau, epochs, skip=1, min_epochs=2):
   for e in range(epochs):
     z = jnp.where(mask_extra, -1e9, jnp.asarray(logits[e], jnp.float32))
     r = update(r, rows, z, run_labels, jnp.ones(n + copies, bool), e >= skip, early and e >= skip)
-    if early and e + 1 >= min_epochs and float(jnp.mean(r.correct[n:])) >= tau:
+    if early and e + 1 >= min_epochs and (float(jnp.mean(r.correct[n:])) >= tau
+                                          or float(jnp.mean(jnp.exp(-r.loss[n:]))) >= soft):
       early, window = False, e + 1
   return jax.tree.map(lambda a: a[:n], r), window
 
 
-def case_rows(path, taus, epochs):
+def case_rows(path, taus, softs, epochs):
   meta = np.load(os.path.join(path, "meta.npz"))
   logits = np.load(os.path.join(path, "logits.npy"), mmap_mode="r")
   labels, noisy, truth = meta["labels"], meta["is_noisy"], meta["clean"]
@@ -57,8 +61,8 @@ def case_rows(path, taus, epochs):
     full, _ = replay(logits, labels, len(meta["sources"]), 2.0, e)  # never closes: today's
     before = quality.quality(np.asarray(scores_lib.combined(scores_lib.el2n(full), labels)),
                              noisy)["auroc"]
-    for tau in taus:
-      r, window = replay(logits, labels, len(meta["sources"]), tau, e)
+    for tau, soft in itertools.product(taus, softs):
+      r, window = replay(logits, labels, len(meta["sources"]), tau, e, soft=soft)
       values = scores_lib.all_scores(r)
       suggested = np.asarray(scores_lib.suggestion(r)[0])
       estimate, _ = threshold.confident_count(np.asarray(values["early_confidence"]),
@@ -68,7 +72,8 @@ def case_rows(path, taus, epochs):
       flagged = np.zeros(n, bool)
       flagged[np.argsort(-combined, kind="stable")[:estimate]] = True
       right = quality.suggestions(suggested, suggested, truth, noisy, flagged)
-      out.append(dict(case=os.path.basename(path), epochs=e, copies_accuracy=tau, window=window,
+      out.append(dict(case=os.path.basename(path), epochs=e, copies_accuracy=tau,
+                      copies_probability=soft, window=window,
                       wrong=int(noisy.sum()), estimate=estimate,
                       error=(estimate - noisy.sum()) / noisy.sum(),
                       auroc_before=before, auroc=quality.quality(combined, noisy)["auroc"],
@@ -81,10 +86,11 @@ def main(argv):
   del argv
   import pandas as pd
   taus = [float(t) for t in _THRESHOLDS.value]
+  softs = [float(t) for t in _SOFT.value]
   epochs = [int(e) for e in _EPOCHS.value]
   paths = sorted(p for p in glob.glob(os.path.join(_DUMPS.value, "*"))
                  if os.path.exists(os.path.join(p, "logits.npy")))
-  df = pd.DataFrame([row for p in paths for row in case_rows(p, taus, epochs)])
+  df = pd.DataFrame([row for p in paths for row in case_rows(p, taus, softs, epochs)])
   text = tables.markdown_table(df)
   print(text)
   if _OUT.value:

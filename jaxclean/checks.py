@@ -41,9 +41,11 @@ def check_config(config) -> None:
            f"{', '.join(THRESHOLD_SAMPLES)}")
   _require(config.aum.rule in ("confident", "calibrated", "percentile"),
            f"aum.rule={config.aum.rule!r}; valid: confident, calibrated, percentile")
-  _require(0 < config.early.copies_accuracy <= 1 and config.early.min_epochs >= 1,
-           f"early.copies_accuracy must be in (0, 1] and early.min_epochs >= 1, got "
-           f"{config.early.copies_accuracy} and {config.early.min_epochs}")
+  e = config.early
+  _require(0 < e.copies_accuracy <= 1 and 0 < e.copies_probability <= 1 and e.min_epochs >= 1,
+           f"early.copies_accuracy and early.copies_probability must be in (0, 1] and "
+           f"early.min_epochs >= 1, got {e.copies_accuracy}, {e.copies_probability} and "
+           f"{e.min_epochs}")
   _require(config.aum.copies_margin in ("real", "all"),
            f"aum.copies_margin={config.aum.copies_margin!r}; valid: real, all")
   _require(0 < config.aum.percentile <= 100,

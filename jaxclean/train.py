@@ -298,11 +298,12 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   first `eval_classes` outputs; `margin_classes` is `make_train_step`'s.
 
   The early window: rows `wrong_rows` are wrong by construction (threshold
-  examples), so their training accuracy shows when the model starts to memorise
+  examples), so how well the model fits their labels shows when it starts to memorise
   wrong labels; the window closes after the first epoch (from the
-  `config.early.min_epochs`-th on) in which it reaches `config.early.copies_accuracy`,
-  and the records' early fields stop there, whatever the number of epochs. Without
-  such rows it spans the whole run.
+  `config.early.min_epochs`-th on) in which their training accuracy reaches
+  `config.early.copies_accuracy` or their mean probability of their label (at the last
+  presentation) `config.early.copies_probability`, and the records' early fields stop
+  there, whatever the number of epochs. Without such rows it spans the whole run.
 
   `on_epoch_end(epoch, state)` is called on every process after each epoch trained here
   (not after those a resumed run restored), before its checkpoint (e.g. `grand.After`).
@@ -343,7 +344,9 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   state, records, epoch_sums, early = tree["state"], tree["records"], tree["sums"], tree["early"]
   keep = tree.get("keep")
   watch = (None if wrong_rows is None or not len(wrong_rows) or not config.record_dynamics
-           else jax.jit(lambda r, rows=jnp.asarray(wrong_rows): jnp.mean(r.correct[:, rows])))
+           else jax.jit(lambda r, rows=jnp.asarray(wrong_rows): dict(
+               copies_accuracy=jnp.mean(r.correct[:, rows]),
+               copies_probability=jnp.mean(jnp.exp(-r.loss[:, rows])))))
 
   train_step = make_train_step(config, mean, std, spe, config.record_dynamics, margin_classes,
                                eval_classes)
@@ -359,9 +362,10 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
                early=bool(parallel.fetch(early)))
     still_early = row["early"]
     if watch is not None:  # on every process: a reduction over records sharded across them
-      row["copies_accuracy"] = float(parallel.fetch(watch(records)))
-      still_early &= not (epoch + 1 >= config.early.min_epochs
-                          and row["copies_accuracy"] >= config.early.copies_accuracy)
+      row.update({k: float(v) for k, v in parallel.fetch(watch(records)).items()})
+      still_early &= not (epoch + 1 >= config.early.min_epochs and (
+          row["copies_accuracy"] >= config.early.copies_accuracy
+          or row["copies_probability"] >= config.early.copies_probability))
     every = config.eval_every_epochs
     if test is not None and ((every and (epoch + 1) % every == 0)
                              or epoch + 1 == config.num_epochs):
