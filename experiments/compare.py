@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import time
 
 import pandas as pd
 
@@ -113,17 +112,7 @@ def _setting(config, ds, labels, is_noisy, workdir, mesh) -> list[dict]:
 
 def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
   """One row per (setting, method); compare.csv/.md are rewritten after every setting."""
-  cases = (settings.noise_settings(config.exp.noise) if config.exp.noise else []) + [
-      (f"CIFAR-10N {name}", {"data.name": "cifar10", "data.cifar10_labels": name,
-                             "data.train_size": config.exp.cifar10_size, "noise.kind": "none"})
-      for name in config.exp.cifar10n]
-  frames = []
-  with settings.Timer() as total:
-    for case in cases:
-      frames.append(settings.for_each_setting(config, workdir, [case], _setting))
-      write_tables(config, workdir, pd.concat(frames, ignore_index=True),
-                   time.perf_counter() - total.start, command)
-  return pd.concat(frames, ignore_index=True)
+  return settings.noise_and_cifar10n(config, workdir, _setting, write_tables, command)
 
 
 def write_tables(config, workdir: str, df: pd.DataFrame, seconds: float,

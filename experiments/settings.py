@@ -97,6 +97,24 @@ def for_each_setting(config, workdir: str, settings: Iterable[tuple[str, dict]],
   return pd.DataFrame(rows)
 
 
+def noise_and_cifar10n(config, workdir: str, setting: Callable, write: Callable,
+                       command: str | None) -> pd.DataFrame:
+  """`setting`'s rows over `config.exp.noise` then the CIFAR-10N label sets `exp.cifar10n`
+  (first `exp.cifar10_size` images); `write(config, workdir, rows, seconds, command)` after
+  every setting, so an interrupted run leaves its tables so far."""
+  cases = (noise_settings(config.exp.noise) if config.exp.noise else []) + [
+      (f"CIFAR-10N {name}", {"data.name": "cifar10", "data.cifar10_labels": name,
+                             "data.train_size": config.exp.cifar10_size, "noise.kind": "none"})
+      for name in config.exp.cifar10n]
+  frames = []
+  with Timer() as total:
+    for case in cases:
+      frames.append(for_each_setting(config, workdir, [case], setting))
+      write(config, workdir, pd.concat(frames, ignore_index=True),
+            time.perf_counter() - total.start, command)
+  return pd.concat(frames, ignore_index=True)
+
+
 def detection_rows(scores: pd.DataFrame, is_noisy: np.ndarray) -> list[dict]:
   """One row per recorded score: AUROC, AP, precision/recall at k = #noisy."""
   names = [s for s in scores_lib.SCORES if s in scores]
