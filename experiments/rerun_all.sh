@@ -9,7 +9,7 @@
 # committed experiments/results/NAME/NAME.{csv,md} (with the command, commit, date, wall time
 # and load average), and logs to WORKDIR/NAME.log. Without NAMEs it runs the tables in the
 # order detection, forgetting_curve, real_noise, cleaning, pruning (~70 min on 2 loaded
-# cores). `compare` (~100 min) is not in the default set: name it to rerun it.
+# cores). `compare` (18 min quiet, with the peers) is not in the default set: name it to rerun it.
 # Every training resumes from its checkpoints under WORKDIR, so a rerun after an interruption
 # only trains what is missing. Run from any directory: it changes to the repository root.
 set -euo pipefail
