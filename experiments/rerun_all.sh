@@ -8,7 +8,7 @@
 # (that table's `runs/exp_NAME`); the script writes WORKDIR/exp_NAME.csv/.md and the
 # committed experiments/results/NAME/NAME.{csv,md} (with the command, commit, date, wall time
 # and load average), and logs to WORKDIR/NAME.log. Without NAMEs it runs the tables in the
-# order detection, forgetting_curve, real_noise, cleaning, pruning (~70 min on 2 loaded
+# order detection, forgetting_curve, real_noise, cleaning, pruning, clean_in_run (~70 min on 2 loaded
 # cores). `compare` (18 min quiet, with the peers) is not in the default set: name it to rerun it.
 # Every training resumes from its checkpoints under WORKDIR, so a rerun after an interruption
 # only trains what is missing. Run from any directory: it changes to the repository root.
@@ -23,8 +23,8 @@ fi
 work=$1
 shift
 
-DEFAULT=(detection forgetting_curve real_noise cleaning pruning)
-KNOWN=(compare cleaning detection real_noise forgetting_curve pruning)
+DEFAULT=(detection forgetting_curve real_noise cleaning pruning clean_in_run)
+KNOWN=(compare cleaning detection real_noise forgetting_curve pruning clean_in_run)
 names=("$@")
 [[ ${#names[@]} -eq 0 ]] && names=("${DEFAULT[@]}")
 

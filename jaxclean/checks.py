@@ -87,7 +87,8 @@ def check_config(config) -> None:
   _require(c.method != "in_run" or (config.aum.threshold_samples == "copies"
                                     and config.record_dynamics),
            "clean.method=in_run needs aum.threshold_samples=copies and record_dynamics=True")
-  _require(isinstance(c.at_epoch, int) and 0 <= c.at_epoch < config.num_epochs,
+  _require(isinstance(c.at_epoch, int) and 0 <= c.at_epoch
+           and (c.method != "in_run" or c.at_epoch < config.num_epochs),
            f"clean.at_epoch must be in [0, num_epochs={config.num_epochs}) (0: when the early "
            f"window closes, k: after epoch k), got {c.at_epoch}")
   _require(isinstance(c.fresh_optimizer, bool),

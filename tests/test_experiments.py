@@ -240,10 +240,11 @@ def test_rerun_all_runs_the_documented_commands():
   documented = dict(re.findall(r"^\| `(\w+)\.py` \|.*?\| `(python -m experiments\.\1 [^`]*)` \|",
                                readme, flags=re.M))
   assert {"compare", "cleaning", "detection", "real_noise", "forgetting_curve",
-          "pruning"} <= set(documented)
+          "pruning", "clean_in_run"} <= set(documented)
   default = _rerun_commands()
   names = [re.match(r"python -m experiments\.(\w+) ", c).group(1) for c in default]
-  assert names == ["detection", "forgetting_curve", "real_noise", "cleaning", "pruning"]
+  assert names == ["detection", "forgetting_curve", "real_noise", "cleaning", "pruning",
+                   "clean_in_run"]
   assert default == [documented[n] for n in names]
   assert _rerun_commands("compare") == [documented["compare"]]
   # Every table the script reruns has an end-to-end test at a tiny size in this file.
