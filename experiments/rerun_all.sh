@@ -8,8 +8,8 @@
 # (that table's `runs/exp_NAME`); the script writes WORKDIR/exp_NAME.csv/.md and the
 # committed experiments/results/NAME/NAME.{csv,md} (with the command, commit, date, wall time
 # and load average), and logs to WORKDIR/NAME.log. Without NAMEs it runs the tables in the
-# order detection, forgetting_curve, real_noise, cleaning, pruning, clean_in_run (~70 min on 2 loaded
-# cores). `compare` (18 min quiet, with the peers) is not in the default set: name it to rerun it.
+# order detection, forgetting_curve, real_noise, cleaning, pruning, clean_in_run (27 min on 2
+# quiet cores). `compare` (18 min quiet, with the peers) is not in the default set: name it.
 # Every training resumes from its checkpoints under WORKDIR, so a rerun after an interruption
 # only trains what is missing. Run from any directory: it changes to the repository root.
 set -euo pipefail
