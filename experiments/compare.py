@@ -3,9 +3,9 @@
 For each setting (Fashion-MNIST 12k with uniform and asymmetric noise, a
 CIFAR-10N subset) and each method, the AUROC and average precision of its
 ranking against the known wrong labels, the flagged set's precision and
-recall, the estimated number of wrong labels and its error, how often the label
-it proposes is the true one (over all the truly wrong labels and over the flagged
-wrong ones), and the wall time of the whole pipeline (training included):
+recall, the estimated number of wrong labels, its error and its interval (and whether
+that covers the truth), how often the label it proposes is the true one (over all the
+truly wrong labels and over the flagged wrong ones), and the wall time of the whole pipeline (training included):
 
   jaxclean          the default config: one run with threshold copies gives
                     every score, `combined`, the flags and the estimate
@@ -67,8 +67,10 @@ def _jaxclean(config, ds, labels, is_noisy, workdir, mesh, name) -> list[dict]:
           for s in SCORES]
   flagged = np.asarray(found.flags["flagged"], bool)
   truth = _truth(config, ds)
+  interval = protocol.count_interval(found.history, config.aum.skip_epochs) or [np.nan] * 2
   rows[0].update(_flag_rows(flagged, is_noisy),
                  estimate=protocol.estimated_wrong_labels(found.flags),
+                 interval_low=interval[0], interval_high=interval[1],
                  **_proposed(scores["suggested_label"].to_numpy(), truth, is_noisy, flagged),
                  final_prediction_right=quality.suggestions(
                      scores["final_prediction"].to_numpy(), scores["final_prediction"].to_numpy(),
@@ -126,13 +128,18 @@ def write_tables(config, workdir: str, df: pd.DataFrame, seconds: float,
     p = df.groupby(["setting", column], sort=False)[value].first().unstack()
     return p.loc[names, order].reset_index().rename_axis(columns=None)
 
-  for column in ("num_label_issues", "final_prediction_right"):
+  for column in ("num_label_issues", "final_prediction_right", "interval_low",
+                 "interval_high"):
     if column not in df:
       df[column] = np.nan
   flags = df.dropna(subset=["flagged"])[["setting", "pipeline", "wrong_labels", "estimate",
                                          "num_label_issues", "flagged", "precision", "recall"]]
+  low, high = df.loc[flags.index, "interval_low"], df.loc[flags.index, "interval_high"]
   flags = flags.assign(estimate_error=(flags["estimate"] - flags["wrong_labels"])
-                       / flags["wrong_labels"])
+                       / flags["wrong_labels"],
+                       interval=[f"{a:.0f}-{b:.0f}" if b == b else "–" for a, b in zip(low, high)],
+                       covers=[("yes" if a <= w <= b else "NO") if b == b else "–"
+                               for a, b, w in zip(low, high, flags["wrong_labels"])])
   proposed = df.dropna(subset=["flagged"])[["setting", "pipeline", "proposed_right",
                                             "proposed_right_flagged", "final_prediction_right"]]
   tables.write_outputs(

@@ -20,7 +20,7 @@ import numpy as np
 from absl import app, flags
 
 from experiments import tables
-from jaxclean import quality, threshold
+from jaxclean import quality
 from jaxclean import records as records_lib
 from jaxclean import scores as scores_lib
 
@@ -65,9 +65,7 @@ def case_rows(path, taus, softs, epochs):
       r, window = replay(logits, labels, len(meta["sources"]), tau, e, soft=soft)
       values = scores_lib.all_scores(r)
       suggested = np.asarray(scores_lib.suggestion(r)[0])
-      estimate, _ = threshold.confident_count(np.asarray(values["early_confidence"]),
-                                              np.asarray(values["early_rival"]), suggested,
-                                              labels, c)
+      estimate = int(scores_lib.confident_count(r, labels, c)[0])
       combined = np.asarray(scores_lib.combined(values["early_el2n"], labels))
       flagged = np.zeros(n, bool)
       flagged[np.argsort(-combined, kind="stable")[:estimate]] = True

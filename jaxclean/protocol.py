@@ -143,10 +143,9 @@ def _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step,
 
 def _copies_flags(config, originals, copies, labels: np.ndarray, num_classes: int) -> dict:
   """The flags of a run with threshold copies, by `config.aum.rule`, from host records."""
-  values = scores_lib.ensemble_scores(originals)
   if config.aum.rule == "confident":
-    return confident_flags(values, scores_lib.suggestion(originals)[0], labels, num_classes)
-  return threshold.cut(np.asarray(values["aum"]),
+    return confident_flags(originals, labels, num_classes)
+  return threshold.cut(np.asarray(scores_lib.ensemble_scores(originals)["aum"]),
                        np.asarray(scores_lib.ensemble_scores(copies)["aum"]),
                        config.aum.rule, config.aum.percentile)
 
@@ -181,13 +180,12 @@ def in_run_summary(found: Recorded, is_noisy: np.ndarray | None) -> dict:
               **clean.precision_recall(removed, is_noisy))
 
 
-def confident_flags(values: dict, suggested, labels: np.ndarray, num_classes: int) -> dict:
-  """The count from the early window's confident joint (`threshold.confident_count`), and
+def confident_flags(records, labels: np.ndarray, num_classes: int) -> dict:
+  """The count from the early window's confident joint (`scores.confident_count`), and
   that many top suspects by `combined` flagged: the cut at the estimated count."""
-  estimate, _ = threshold.confident_count(
-      np.asarray(values["early_confidence"]), np.asarray(values["early_rival"]),
-      np.asarray(suggested), labels, num_classes)
-  score = np.asarray(scores_lib.combined(values["early_el2n"], labels))
+  estimate = int(scores_lib.confident_count(records, labels, num_classes)[0])
+  score = np.asarray(scores_lib.combined(scores_lib.ensemble_scores(records)["early_el2n"],
+                                         labels))
   flagged = np.zeros(len(labels), bool)
   flagged[np.argsort(-score, kind="stable")[:estimate]] = True
   cut = float(score[flagged].min()) if estimate else np.inf
@@ -263,6 +261,26 @@ def estimated_wrong_labels(flags: dict | None) -> int | None:
   if flags is None:
     return None
   return int(flags["estimate"]) if "estimate" in flags else int(flags["flagged"].sum())
+
+
+def count_interval(history: pd.DataFrame, skip_epochs: int) -> list[int] | None:
+  """Where the count would lie had the early window closed one epoch earlier or later
+  (its value after the window's second-last epoch, in history.csv, and that step
+  taken once more the other way), widened by 15 % for the estimator's own error.
+
+  The read epoch is the count's largest error: on CIFAR-10N it moves 15-50 % per epoch
+  while the model memorises, on Fashion-MNIST 2-5 %
+  (experiments/results/defaults/count_interval.md). None when the window has fewer
+  than two recorded epochs."""
+  if "estimated_wrong_labels" not in history:
+    return None
+  window = history[history["early"].astype(bool) & (history["epoch"] >= skip_epochs)]
+  counts = window["estimated_wrong_labels"].dropna().to_numpy(float)
+  if len(counts) < 2:
+    return None
+  before, at = counts[-2], counts[-1]
+  low, high = sorted((max(0.0, 2 * at - before), before))
+  return [int(np.floor(0.85 * low)), int(np.ceil(1.15 * high))]
 
 
 def label_issues(df: pd.DataFrame, flagged: np.ndarray, recommended: str | None) -> pd.DataFrame:
@@ -367,6 +385,10 @@ def _detect(config, workdir: str, ds: data_lib.Dataset) -> dict:
       num_examples=len(labels), num_classes=ds.num_classes, class_names=list(ds.class_names),
       model=config.model.name, epochs=config.num_epochs, ensemble=config.ensemble,
       test_accuracy=test_acc, estimated_wrong_labels=estimate,
+      estimated_wrong_labels_interval=(
+          count_interval(history, config.aum.skip_epochs) if estimate is not None
+          and config.aum.threshold_samples == "copies" and config.aum.rule == "confident"
+          else None),
       flagged=None if found.flags is None else int(found.flags["flagged"].sum()),
       recommended_score=next((s for s in RECOMMENDED if s in df), None),
       image_shape=list(ds.train.images.shape[1:]), devices=mesh.size)
@@ -377,8 +399,12 @@ def _detect(config, workdir: str, ds: data_lib.Dataset) -> dict:
       say(f"\nDetection of {int(is_noisy.sum())} known wrong labels among {len(labels)}:")
       say(det.drop(columns="k").to_string(float_format="%.4f"))
     if estimate is not None:
+      interval = summary["estimated_wrong_labels_interval"]
       say(f"\nestimated wrong labels: {estimate} of {len(labels)} "
-          f"({estimate / len(labels):.1%}); flagged: {summary['flagged']}"
+          f"({estimate / len(labels):.1%}"
+          + ("" if interval is None else
+             f"; {interval[0]}-{interval[1]} had the early window closed an epoch earlier or later")
+          + f"); flagged: {summary['flagged']}"
           + ("" if is_noisy is None else f"; truly wrong: {int(is_noisy.sum())}"))
     if suggested is not None:
       pct = lambda v: "-" if v is None else f"{v:.1%}"

@@ -161,6 +161,15 @@ def _quality(detection) -> dict:
   return {k: v for k, v in (quality or {}).items() if isinstance(v, dict)}
 
 
+def _interval(summary: dict) -> str:
+  """The count's interval (`protocol.count_interval`) as the headline says it, if any."""
+  interval = summary.get("estimated_wrong_labels_interval")
+  if not isinstance(interval, list) or len(interval) != 2:
+    return ""
+  return (f"; {interval[0]:,}–{interval[1]:,} had the early window closed an epoch "
+          "earlier or later")
+
+
 def _flags(run: dict, order: np.ndarray, estimated: int | None) -> tuple[np.ndarray | None, str]:
   """Per-row flagged mask (scores.csv order) and where it came from."""
   scores, flagged = run["scores"], run["flagged"]
@@ -556,8 +565,8 @@ def _render(run: dict, top: int) -> str:
   headline = [
       dict(label="estimated wrong labels",
            value=f"{estimated:,}" if estimated is not None else "–",
-           sub=_percent(estimated / n) + " of the examples" if estimated is not None else
-           "no estimate in this run"),
+           sub=_percent(estimated / n) + " of the examples" + _interval(summary)
+           if estimated is not None else "no estimate in this run"),
       dict(label="flagged", value=f"{num_flagged:,}" if num_flagged is not None else "–",
            sub=(flag_source or "nothing flagged in this run") + (
                f"; the plots and tables mark {int(flagged.sum()):,}"

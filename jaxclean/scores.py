@@ -32,9 +32,13 @@ means a suspicious label, False when a low value does.
                (experiments/results/defaults). High = suspicious.
 The suggestion (`suggestion`): the class the model favoured over the given label
 during the early window, and the share of the window's presentations it won.
+The count (`confident_count`): how many labels are wrong, from the early window's
+confident joint.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -99,6 +103,34 @@ def suggestion(r: Records) -> tuple[jax.Array, jax.Array]:
   best = jnp.argmax(r.suggested_vote, axis=0)
   pick = lambda a: jnp.take_along_axis(a, best[None], 0)[0]
   return pick(r.suggested).astype(jnp.int32), pick(support)
+
+
+@functools.partial(jax.jit, static_argnames="num_classes")
+def confident_count(r: Records, labels: jax.Array, num_classes: int
+                    ) -> tuple[jax.Array, jax.Array]:
+  """Estimated number of wrong labels: cleanlab's calibrated confident joint, from records.
+
+  cleanlab counts example i (given y) as off the diagonal when some other class j
+  has p_ij >= t_j, t_j being the mean self-confidence of the examples given j. Here
+  the probabilities are the early window's means, and the records keep two of them
+  per example: the given label's (`early_confidence`) and the strongest other
+  class's (`early_rival`, standing for the suggested class). The counts of each
+  given class are then scaled to its size, as cleanlab's calibration does. Records
+  with a leading member axis use the members' mean probabilities and `suggestion`.
+  Returns the estimate (an int32 scalar) and the examples counted off the diagonal.
+  """
+  one = r.seen.ndim == 1
+  values = ensemble_scores(jax.tree.map(lambda a: a[None], r) if one else r)
+  conf, rival = values["early_confidence"], values["early_rival"]
+  suggested = suggestion(r)[0]
+  per_class = lambda v: jax.ops.segment_sum(v, labels, num_segments=num_classes)
+  size = per_class(jnp.ones_like(conf))
+  t = per_class(conf) / jnp.maximum(size, 1)
+  in_given = conf >= t[labels]
+  off = (rival >= t[suggested]) & (~in_given | (rival > conf))
+  off_c, on_c = per_class(off.astype(jnp.float32)), per_class((in_given & ~off).astype(jnp.float32))
+  estimate = jnp.sum(off_c / jnp.maximum(off_c + on_c, 1) * size)
+  return jnp.round(estimate).astype(jnp.int32), off
 
 
 def _percentile_rank(v: jax.Array) -> jax.Array:

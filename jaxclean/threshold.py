@@ -89,28 +89,6 @@ def wrong_fraction(aum: np.ndarray, copies_aum: np.ndarray, min_mass: float = 0.
   return float(min(1.0, np.min(below(aum) / np.maximum(below(copies_aum), 1e-12))))
 
 
-def confident_count(confidence: np.ndarray, rival: np.ndarray, suggested: np.ndarray,
-                    labels: np.ndarray, num_classes: int) -> tuple[int, np.ndarray]:
-  """Estimated number of wrong labels: cleanlab's calibrated confident joint, from records.
-
-  cleanlab counts example i (given y) as off the diagonal when some other class j
-  has p_ij >= t_j, t_j being the mean self-confidence of the examples given j. Here
-  the probabilities are the early window's means, and the records keep two of them
-  per example: the given label's (`confidence`) and the strongest other class's
-  (`rival`, standing for the suggested class `suggested`). The counts of each given
-  class are then scaled to its size, as cleanlab's calibration does. Returns the
-  estimate and the examples counted off the diagonal.
-  """
-  labels = np.asarray(labels)
-  size = np.bincount(labels, minlength=num_classes)
-  t = np.bincount(labels, confidence, num_classes) / np.maximum(size, 1)
-  in_given = confidence >= t[labels]
-  off = (rival >= t[suggested]) & (~in_given | (rival > confidence))
-  off_c = np.bincount(labels[off], minlength=num_classes)
-  on_c = np.bincount(labels[in_given & ~off], minlength=num_classes)
-  return int(round(np.sum(off_c / np.maximum(off_c + on_c, 1) * size))), off
-
-
 def cut(aum: np.ndarray, copies_aum: np.ndarray, rule: str = "calibrated",
         percentile: float = 99.0) -> dict[str, np.ndarray]:
   """Flags from one run with copies: `flagged`, `aum`, `threshold`, and `estimate` (a count).

@@ -38,6 +38,7 @@ from flax.training import train_state
 from jaxclean import checkpoint as checkpoint_lib
 from jaxclean import outputs, parallel, rng, trajectories
 from jaxclean import records as records_lib
+from jaxclean import scores as scores_lib
 from jaxclean.augment import augment
 from jaxclean.data import arrays, pipeline
 from jaxclean.models import get_model
@@ -283,6 +284,27 @@ def _restore(ckpt, tree: dict, history: list[dict], steps_per_epoch: int, total_
   return start, tree, [h for h in history if h["epoch"] < start // steps_per_epoch]
 
 
+def make_watch(wrong_rows: np.ndarray, labels: np.ndarray, num_classes: int) -> Callable:
+  """What each epoch logs of the early window, from the records (jitted, on device): the
+  wrong rows' training accuracy and mean probability of their label, which close the
+  window, and `estimated_wrong_labels` among the other rows (`scores.confident_count`
+  over the first `num_classes` classes) had the window closed after this epoch."""
+  wrong = np.zeros(len(labels), bool)
+  wrong[wrong_rows] = True
+  rows, others = jnp.asarray(np.flatnonzero(wrong)), jnp.asarray(np.flatnonzero(~wrong))
+  other_labels = jnp.asarray(labels[~wrong])
+
+  @jax.jit
+  def watch(r: records_lib.Records) -> dict:
+    count = scores_lib.confident_count(jax.tree.map(lambda a: a[:, others], r),
+                                       other_labels, num_classes)[0]
+    return dict(copies_accuracy=jnp.mean(r.correct[:, rows]),
+                copies_probability=jnp.mean(jnp.exp(-r.loss[:, rows])),
+                estimated_wrong_labels=count)
+
+  return watch
+
+
 def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdir: str,
         mean: np.ndarray, std: np.ndarray, test=None, mesh=None, eval_classes=None,
         margin_classes=None, wrong_rows: np.ndarray | None = None,
@@ -304,6 +326,8 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   `config.early.copies_accuracy` or their mean probability of their label (at the last
   presentation) `config.early.copies_probability`, and the records' early fields stop
   there, whatever the number of epochs. Without such rows it spans the whole run.
+  history.csv logs the watched values per epoch (`make_watch`), the count of wrong
+  labels had the window closed there included.
 
   `on_epoch_end(epoch, state)` is called on every process after each epoch trained here
   (not after those a resumed run restored), before its checkpoint (e.g. `grand.After`).
@@ -344,9 +368,7 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   state, records, epoch_sums, early = tree["state"], tree["records"], tree["sums"], tree["early"]
   keep = tree.get("keep")
   watch = (None if wrong_rows is None or not len(wrong_rows) or not config.record_dynamics
-           else jax.jit(lambda r, rows=jnp.asarray(wrong_rows): dict(
-               copies_accuracy=jnp.mean(r.correct[:, rows]),
-               copies_probability=jnp.mean(jnp.exp(-r.loss[:, rows])))))
+           else make_watch(wrong_rows, labels, eval_classes or num_classes))
 
   train_step = make_train_step(config, mean, std, spe, config.record_dynamics, margin_classes,
                                eval_classes)
@@ -362,7 +384,7 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
                early=bool(parallel.fetch(early)))
     still_early = row["early"]
     if watch is not None:  # on every process: a reduction over records sharded across them
-      row.update({k: float(v) for k, v in parallel.fetch(watch(records)).items()})
+      row.update({k: v.item() for k, v in parallel.fetch(watch(records)).items()})
       still_early &= not (epoch + 1 >= config.early.min_epochs and (
           row["copies_accuracy"] >= config.early.copies_accuracy
           or row["copies_probability"] >= config.early.copies_probability))

@@ -1,11 +1,15 @@
 """Ensembles in one step and threshold copies in one run (issue 8)."""
 
+import json
+
 import jax
 import numpy as np
 import pandas as pd
 
 from jaxclean import data as data_lib
 from jaxclean import parallel, protocol, threshold, train
+from jaxclean import records as records_lib
+from jaxclean import scores as scores_lib
 
 
 def _records(config, workdir, members):
@@ -46,6 +50,13 @@ def test_copies_stay_out_of_the_tables(digits_config, tmp_path):
   assert scores["final_prediction"].between(0, 9).all()
   assert scores["suggested_label"].between(0, 9).all()  # never the copies' extra class
   assert out["estimated_wrong_labels"] == int(flagged["flagged"].sum())
+  # history.csv's count at the window's last epoch is the run's (the same records, on
+  # device), and the interval in summary.json is read off those counts.
+  history = pd.read_csv(tmp_path / "history.csv")
+  assert history.loc[history["early"], "estimated_wrong_labels"].iloc[-1] == (
+      out["estimated_wrong_labels"])
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert summary["estimated_wrong_labels_interval"] == protocol.count_interval(history, 0)
   # flagged.csv is the cut at the estimated count by the ranking score.
   top = np.argsort(-scores["combined"].to_numpy(), kind="stable")[:out["estimated_wrong_labels"]]
   assert set(np.flatnonzero(flagged["flagged"])) == set(top)
@@ -116,10 +127,30 @@ def test_confident_count_matches_reference_and_recovers_a_known_mixture():
     likely, unlikely = rng.uniform(0.4, 1, n), rng.uniform(0, 0.45, n)
     conf, rival = np.where(wrong, unlikely, likely), np.where(wrong, likely, unlikely)
     suggested = np.where(wrong, truth, (labels + 1) % c)
-    est, off = threshold.confident_count(conf, rival, suggested, labels, c)
+    # Records of one window presentation each, holding exactly those probabilities;
+    # two identical members must count the same.
+    rec = records_lib.init(n).replace(
+        early_seen=np.ones(n, np.int16), early_prob=conf.astype(np.float32),
+        early_other=rival.astype(np.float32), suggested=suggested.astype(np.int16),
+        suggested_vote=np.ones(n, np.float32))
+    est, off = map(np.asarray, scores_lib.confident_count(rec, labels, c))
     assert abs(est - _confident_reference(conf, rival, suggested, labels, c)) <= 1
+    members = jax.tree.map(lambda a: np.stack([a, a]), rec)
+    np.testing.assert_array_equal(scores_lib.confident_count(members, labels, c)[1], off)
     assert abs(est - wrong.sum()) <= 0.1 * wrong.sum(), (pi, est, wrong.sum())
     assert (off & wrong).sum() >= 0.9 * off.sum()  # what it counts off the diagonal is wrong
+
+
+def test_count_interval_steps_one_epoch_either_way_and_widens_by_15_percent():
+  h = pd.DataFrame(dict(epoch=range(5), early=[True, True, True, True, False],
+                        estimated_wrong_labels=[0, 900, 600, 500, 500]))
+  # Epoch 0 is before the window (skip 1); the last two window counts are 600 and 500,
+  # so one epoch later would be about 400: [0.85 * 400, 1.15 * 600].
+  assert protocol.count_interval(h, 1) == [340, 690]
+  h["estimated_wrong_labels"] = [0, 400, 500, 600, 600]  # a rising count: 500-700
+  assert protocol.count_interval(h, 1) == [425, 805]
+  assert protocol.count_interval(h.iloc[:2], 1) is None  # one window epoch: no step
+  assert protocol.count_interval(h.drop(columns="estimated_wrong_labels"), 1) is None
 
 
 def test_cut_rules():
