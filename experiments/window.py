@@ -8,6 +8,10 @@ reads the answers a run would give at 15 and 30 epochs: the count's error, the A
 the suggestion is the true label (all wrong labels; flagged wrong labels):
   python -m experiments.window --dumps=runs/probe --thresholds=0.07,0.085,0.1 \
       --out=experiments/results/defaults/window.md
+With --curve, per dump the count had the window closed after each epoch, where the default
+rule closes it, and `protocol.count_interval` there (results/defaults/count_curve.md):
+  python -m experiments.window --dumps=runs/probe --curve --epochs=15 \
+      --out=experiments/results/defaults/count_curve.md
 """
 
 import glob
@@ -17,10 +21,11 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 from absl import app, flags
 
 from experiments import tables
-from jaxclean import quality
+from jaxclean import protocol, quality
 from jaxclean import records as records_lib
 from jaxclean import scores as scores_lib
 
@@ -29,6 +34,8 @@ _THRESHOLDS = flags.DEFINE_list("thresholds", ["0.07", "0.085", "0.1"], "copies_
 _SOFT = flags.DEFINE_list("soft", ["2"], "copies_probability values (2 = never).")
 _EPOCHS = flags.DEFINE_list("epochs", ["15", "30"], "Run lengths to read.")
 _OUT = flags.DEFINE_string("out", None, "Markdown file to write.")
+_CURVE = flags.DEFINE_bool("curve", False, "Instead: the count had the window closed after "
+                           "each epoch, and count_interval's range at the default close.")
 
 
 def replay(logits, labels, copies, tau, epochs, skip=1, min_epochs=2, soft=2.0):
@@ -80,15 +87,34 @@ def case_rows(path, taus, softs, epochs):
   return out
 
 
+def curve_row(path, tau=0.085, soft=0.15, epochs=15):
+  """The count's error had the window closed after each epoch (1-based: `e1`, ...), the
+  epoch the rule (`tau`, `soft`) closes it after, and `protocol.count_interval` there."""
+  meta = np.load(os.path.join(path, "meta.npz"))
+  logits = np.load(os.path.join(path, "logits.npy"), mmap_mode="r")
+  labels, wrong, copies = meta["labels"], int(meta["is_noisy"].sum()), len(meta["sources"])
+  c = logits.shape[-1] - 1
+  counts = [int(scores_lib.confident_count(replay(logits, labels, copies, 2.0, e)[0],
+                                           labels, c)[0]) for e in range(1, epochs + 1)]
+  _, window = replay(logits, labels, copies, tau, epochs, soft=soft)
+  history = pd.DataFrame(dict(epoch=range(epochs), early=np.arange(epochs) < window,
+                              estimated_wrong_labels=counts))
+  low, high = protocol.count_interval(history, 1)
+  return dict(case=os.path.basename(path), wrong=wrong, closes_after=window,
+              error=(counts[window - 1] - wrong) / wrong, interval=f"{low}-{high}",
+              covers=low <= wrong <= high,
+              **{f"e{e + 1}": f"{(n - wrong) / wrong:+.0%}" for e, n in enumerate(counts)})
+
+
 def main(argv):
   del argv
-  import pandas as pd
   taus = [float(t) for t in _THRESHOLDS.value]
   softs = [float(t) for t in _SOFT.value]
   epochs = [int(e) for e in _EPOCHS.value]
   paths = sorted(p for p in glob.glob(os.path.join(_DUMPS.value, "*"))
                  if os.path.exists(os.path.join(p, "logits.npy")))
-  df = pd.DataFrame([row for p in paths for row in case_rows(p, taus, softs, epochs)])
+  df = pd.DataFrame([curve_row(p, epochs=max(epochs)) for p in paths] if _CURVE.value else
+                    [row for p in paths for row in case_rows(p, taus, softs, epochs)])
   text = tables.markdown_table(df)
   print(text)
   if _OUT.value:

@@ -270,7 +270,7 @@ def count_interval(history: pd.DataFrame, skip_epochs: int) -> list[int] | None:
 
   The read epoch is the count's largest error: on CIFAR-10N it moves 15-50 % per epoch
   while the model memorises, on Fashion-MNIST 2-5 %
-  (experiments/results/defaults/count_interval.md). None when the window has fewer
+  (experiments/results/defaults/count_curve.md). None when the window has fewer
   than two recorded epochs."""
   if "estimated_wrong_labels" not in history:
     return None
