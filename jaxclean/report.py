@@ -445,6 +445,38 @@ def _curves(history) -> str | None:
   return _png(fig)
 
 
+def _count_curve(history, summary: dict) -> str | None:
+  """The count had the early window closed after each of its epochs (history.csv's
+  `estimated_wrong_labels`), with the run's estimate and its interval as a band."""
+  if history is None or not {"epoch", "early", "estimated_wrong_labels"} <= set(history):
+    return None
+  from matplotlib.ticker import MaxNLocator
+  window = history[history["early"].astype(bool)]
+  count = pd.to_numeric(window["estimated_wrong_labels"], errors="coerce").to_numpy(np.float64)
+  epoch = window["epoch"].to_numpy(np.float64) + 1
+  ok = np.isfinite(count)
+  ok &= np.cumsum(ok & (count > 0)) > 0  # 0 until the window's first presentation
+  if not ok.any():
+    return None
+  fig, (ax,) = _figure(6, 3.2)
+  interval = summary.get("estimated_wrong_labels_interval")
+  if isinstance(interval, list) and len(interval) == 2:
+    ax.axhspan(*interval, color=THRESHOLD_COLOUR, alpha=0.15, linewidth=0,
+               label=f"interval {interval[0]:,}–{interval[1]:,}")
+  ax.plot(epoch[ok], count[ok], marker="o", markersize=3.5, color=TRAIN_COLOUR,
+          linewidth=1.8, label="had the window closed here")
+  estimated = _as_int(summary.get("estimated_wrong_labels"))
+  if estimated is not None:
+    ax.axhline(estimated, color=FLAGGED_COLOUR, linestyle="--", linewidth=1.2,
+               label=f"estimate {estimated:,}")
+  ax.set(xlabel="epoch", title="Estimated wrong labels")
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+  ax.title.set_fontsize(11)
+  ax.set_ylim(bottom=0)
+  ax.legend(fontsize=9)
+  return _png(fig)
+
+
 # ---------------------------------------------------------------- page
 
 
@@ -545,6 +577,7 @@ def _render(run: dict, top: int) -> str:
   aum_png, aum_caption = _aum_histogram(run, is_noisy)
   data_map = _data_map(scores, flagged, is_noisy)
   curves = _curves(run["history"])
+  count_curve = _count_curve(run["history"], summary)
   if run["history"] is None:
     notes.append("history.csv is missing, so there are no training curves.")
 
@@ -593,6 +626,7 @@ def _render(run: dict, top: int) -> str:
       known=is_noisy is not None, has_flags=flagged is not None,
       per_class=per_class, group_name=group_name, max_count=max_count,
       data_map=data_map, aum_png=aum_png, aum_caption=aum_caption, curves=curves,
+      count_curve=count_curve,
       colours=dict(flagged=FLAGGED_COLOUR, clean=CLEAN_COLOUR, wrong=WRONG_COLOUR))
 
 

@@ -91,17 +91,28 @@ def make_workdir(workdir, labels, class_names, data_config=None, image_shape=Non
   train_loss = 2.2 * np.exp(-epoch / 3) + 0.9
   test_loss = np.where(epoch % 2 == 1, 1.8 * np.exp(-epoch / 3) + 0.35, np.nan)
   test_loss[-1] = 1.8 * np.exp(-epoch[-1] / 3) + 0.35
-  pd.DataFrame(dict(epoch=epoch, train_loss=train_loss,
-                    train_accuracy=0.68 - 0.55 * np.exp(-epoch / 2.5), seconds=1.0 + 0 * epoch,
-                    test_accuracy=np.where(np.isnan(test_loss), np.nan,
-                                           0.93 - 0.7 * np.exp(-epoch / 2.5)),
-                    test_loss=test_loss)).to_csv(os.path.join(workdir, "history.csv"), index=False)
+  history = pd.DataFrame(dict(epoch=epoch, train_loss=train_loss,
+                              train_accuracy=0.68 - 0.55 * np.exp(-epoch / 2.5),
+                              seconds=1.0 + 0 * epoch,
+                              test_accuracy=np.where(np.isnan(test_loss), np.nan,
+                                                     0.93 - 0.7 * np.exp(-epoch / 2.5)),
+                              test_loss=test_loss))
+  interval = None
+  if threshold_samples:  # the early window's count, as a run with copies logs it
+    close = epochs - 2
+    # Falling to the estimate at the window's last epoch, constant after it.
+    count = np.round(estimated * (1.8 - 0.8 * np.exp(-(close - np.minimum(epoch, close)) / 2)))
+    history = history.assign(early=epoch <= close,
+                             estimated_wrong_labels=np.where(epoch == 0, 0, count))
+    from jaxclean import protocol
+    interval = protocol.count_interval(history, 1)
+  history.to_csv(os.path.join(workdir, "history.csv"), index=False)
   test_acc = 0.93 - 0.7 * np.exp(-(epochs - 1) / 2.5)
   summary = dict(data=data, train_split="train", eval_split="test", num_examples=n,
                  num_classes=c, class_names=list(class_names), model=model, epochs=epochs,
                  ensemble=1, test_accuracy=float(test_acc), recommended_score="combined",
-                 estimated_wrong_labels=estimated, flagged=flagged_count,
-                 image_shape=None if image_shape is None else list(image_shape), devices=1)
+                 estimated_wrong_labels=estimated, estimated_wrong_labels_interval=interval,
+                 flagged=flagged_count, image_shape=None if image_shape is None else list(image_shape), devices=1)
   with open(os.path.join(workdir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
   config = dict(seed=seed, data=data_config or dict(name="digits"), model=dict(name=model))
@@ -204,9 +215,14 @@ def test_image_report(tmp_path):
   from PIL import Image
   thumb = Image.open(io.BytesIO(base64.b64decode(gallery[0]["src"].split(",", 1)[1])))
   assert thumb.size == (80, 80)
-  # Plots and tables.
-  for section in ("datamap", "aum", "training"):
+  # Plots and tables; with threshold copies, the count per epoch of the early window
+  # and the interval it gives, also in the headline.
+  for section in ("datamap", "aum"):
     assert len(page.imgs(section)) == 1, section
+  assert [a["id"] for a in page.imgs("training")] == ["curves-img", "count-img"]
+  low, high = json.load(open(os.path.join(workdir, "summary.json")))[
+      "estimated_wrong_labels_interval"]
+  assert f"{low:,}–{high:,} had the early window closed an epoch earlier or later" in text
   summary = page.section_text("summary")
   for fact in ("toy", "mlp", "40", "AUROC", "combined"):
     assert fact in summary, fact
@@ -255,7 +271,7 @@ def test_vector_report(tmp_path):
   assert "no thumbnails" not in page.section_text("summary")  # vector data: not an error
   # Without flagged.csv the top estimated_wrong_labels are flagged.
   for section in ("datamap", "aum", "training"):
-    assert len(page.imgs(section)) == 1, section
+    assert len(page.imgs(section)) == 1, section  # no copies: no count per epoch
 
 
 def test_missing_files(tmp_path):
