@@ -5,7 +5,8 @@ CIFAR-10N subset) and each method, the AUROC and average precision of its
 ranking against the known wrong labels, the flagged set's precision and
 recall, the estimated number of wrong labels, its error and its interval (and whether
 that covers the truth), how often the label it proposes is the true one (over all the
-truly wrong labels and over the flagged wrong ones), and the wall time of the whole pipeline (training included):
+truly wrong labels and over the flagged wrong ones), and the wall time of the whole
+pipeline (training included):
 
   jaxclean          the default config: one run with threshold copies gives
                     every score, `combined`, the flags and the estimate
@@ -137,8 +138,9 @@ def write_tables(config, workdir: str, df: pd.DataFrame, seconds: float,
   low, high = df.loc[flags.index, "interval_low"], df.loc[flags.index, "interval_high"]
   flags = flags.assign(estimate_error=(flags["estimate"] - flags["wrong_labels"])
                        / flags["wrong_labels"],
-                       interval=[f"{a:.0f}-{b:.0f}" if b == b else "–" for a, b in zip(low, high)],
-                       covers=[("yes" if a <= w <= b else "NO") if b == b else "–"
+                       interval=[f"{a:.0f}-{b:.0f}" if pd.notna(b) else "–"
+                                 for a, b in zip(low, high)],
+                       covers=[("yes" if a <= w <= b else "NO") if pd.notna(b) else "–"
                                for a, b, w in zip(low, high, flags["wrong_labels"])])
   proposed = df.dropna(subset=["flagged"])[["setting", "pipeline", "proposed_right",
                                             "proposed_right_flagged", "final_prediction_right"]]

@@ -269,7 +269,7 @@ def count_interval(history: pd.DataFrame, skip_epochs: int) -> list[int] | None:
   taken once more the other way), widened by 15 % for the estimator's own error.
 
   The read epoch is the count's largest error: on CIFAR-10N it moves 15-50 % per epoch
-  while the model memorises, on Fashion-MNIST 2-5 %
+  while the model memorises, on Fashion-MNIST 1-6 %
   (experiments/results/defaults/count_curve.md). None when the window has fewer
   than two recorded epochs."""
   if "estimated_wrong_labels" not in history:

@@ -119,9 +119,9 @@ def confident_count(r: Records, labels: jax.Array, num_classes: int
   with a leading member axis use the members' mean probabilities and `suggestion`.
   Returns the estimate (an int32 scalar) and the examples counted off the diagonal.
   """
-  one = r.seen.ndim == 1
-  values = ensemble_scores(jax.tree.map(lambda a: a[None], r) if one else r)
-  conf, rival = values["early_confidence"], values["early_rival"]
+  members = jax.tree.map(lambda a: a[None], r) if r.seen.ndim == 1 else r
+  member_mean = lambda score: jnp.mean(jax.vmap(score)(members), axis=0)  # as ensemble_scores
+  conf, rival = member_mean(early_confidence), member_mean(early_rival)
   suggested = suggestion(r)[0]
   per_class = lambda v: jax.ops.segment_sum(v, labels, num_segments=num_classes)
   size = per_class(jnp.ones_like(conf))

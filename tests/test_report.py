@@ -112,7 +112,8 @@ def make_workdir(workdir, labels, class_names, data_config=None, image_shape=Non
                  num_classes=c, class_names=list(class_names), model=model, epochs=epochs,
                  ensemble=1, test_accuracy=float(test_acc), recommended_score="combined",
                  estimated_wrong_labels=estimated, estimated_wrong_labels_interval=interval,
-                 flagged=flagged_count, image_shape=None if image_shape is None else list(image_shape), devices=1)
+                 flagged=flagged_count,
+                 image_shape=None if image_shape is None else list(image_shape), devices=1)
   with open(os.path.join(workdir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
   config = dict(seed=seed, data=data_config or dict(name="digits"), model=dict(name=model))
