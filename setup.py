@@ -31,8 +31,12 @@ setuptools.setup(
     ],
     extras_require={
         # datasets: the hf: source's tests; nbclient, nbformat, ipykernel: docs/quickstart.ipynb's.
-        "test": ["pytest>=8", "scipy", "datasets>=2.19", "nbclient", "nbformat", "ipykernel"],
+        # selenium: the report's review mode, driven in Debian's chromium by chromedriver.
+        "test": ["pytest>=8", "scipy", "datasets>=2.19", "nbclient", "nbformat", "ipykernel",
+                 "selenium>=4.20"],
         "hf": ["datasets>=2.19"],  # data.name=hf:<name or dir>
+        # backbone.name=<preset>: pretrained image backbones (keras-hub on Keras' JAX backend).
+        "pretrained": ["keras-hub>=0.32", "keras>=3.10"],
         "peers": ["cleanlab>=2.6"],
         "torch": ["torch"],
         "peers_torch": ["torch", "aum"],  # third_party/aum_reference.py, benchmarks/end_to_end.py
