@@ -1,11 +1,29 @@
-"""jaxclean: find mislabeled examples from training dynamics recorded inside jitted JAX steps."""
+"""jaxclean: find mislabeled examples from training dynamics recorded inside jitted JAX steps.
+
+The wheel holds the package `jaxclean` only. The library's default config,
+configs/default.py, goes in as `jaxclean.configs.default` (package_dir): the
+command's and the Python API's default job. The other configs, experiments/
+and third_party/ belong to a source checkout and stay out of site-packages.
+"""
+import pathlib
+
 import setuptools
 
 setuptools.setup(
     name="jaxclean",
     version="0.1.0",
     description="Scalable mislabel detection from per-example training dynamics in JAX.",
-    packages=setuptools.find_packages(include=["jaxclean", "jaxclean.*", "third_party", "third_party.*"]),
+    long_description=(pathlib.Path(__file__).parent / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    keywords=["label noise", "mislabel detection", "training dynamics", "AUM", "JAX"],
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Intended Audience :: Science/Research",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+    packages=setuptools.find_packages(include=["jaxclean", "jaxclean.*"]),
+    package_dir={"jaxclean.configs": "configs"},
+    py_modules=["jaxclean.configs.default"],  # with configs/__init__.py; not the experiments'
     package_data={"jaxclean": ["templates/*.j2"]},  # the HTML report's template
     python_requires=">=3.10",
     entry_points={"console_scripts": ["jaxclean=jaxclean.main:run"]},

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import json
 import os
-import pathlib
 import tempfile
 
 import ml_collections
@@ -22,8 +20,6 @@ import numpy as np
 import pandas as pd
 
 from jaxclean.checks import InputError, MissingFile
-
-DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "default.py"
 
 
 @dataclasses.dataclass
@@ -63,16 +59,12 @@ def find_label_issues(x, labels, *, x_test=None, y_test=None, class_names=None,
 
 
 def make_config(overrides: dict):
-  """configs/default.py's config for arrays: no injected noise, then `overrides` (see
-  `find_label_issues`); InputError for a field that does not exist or a value of the wrong type."""
-  if not DEFAULT_CONFIG.is_file():
-    raise MissingFile(f"{DEFAULT_CONFIG} is missing: the Python API reads the default config "
-                      "of a source checkout (pip install -e .)")
+  """configs/default.py's config (installed as `jaxclean.configs.default`) for arrays: no
+  injected noise, then `overrides` (see `find_label_issues`); InputError for a field that does
+  not exist or a value of the wrong type."""
+  from jaxclean.configs import default
   from jaxclean.data import sources
-  spec = importlib.util.spec_from_file_location("jaxclean_default_config", DEFAULT_CONFIG)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = default.get_config()
   config.noise.kind = "none"
   config.data.name = sources.ARRAYS
   config.lock()  # an unknown field is an error, not a new field
