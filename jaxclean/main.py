@@ -1,6 +1,8 @@
-"""Command line: `jaxclean --config=configs/default.py --workdir=runs/default`.
+"""Command line: `jaxclean --workdir=runs/default` (`USAGE`, printed by `jaxclean --help`).
 
 `jaxclean` is setup.py's console command for `python -m jaxclean.main`; both run `run()`.
+Without `--config` it runs the packaged default config, configs/default.py
+(`jaxclean.configs.default`).
 
 Any config field can be overridden, e.g. `--config.noise.rate=0.4`. For
 multi-process runs pass `--distributed` (on TPU pods and SLURM/GPU clusters
@@ -21,16 +23,55 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxclean import checks, protocol, xla_defaults
+from jaxclean.configs import default
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", default.__file__, "Path to a config file (default: the packaged default).",
+    lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and outputs.")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False,
                                  "Call jax.distributed.initialize() (cluster auto-detection).")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's id.")
-flags.mark_flags_as_required(["config", "workdir"])
+
+USAGE = """\
+usage: jaxclean --workdir=DIR [--config=FILE] [--config.FIELD=VALUE ...]
+
+Trains on a labelled data set while recording how every training example is
+learned, and ranks every training label by how likely it is to be wrong:
+DIR/scores.csv, DIR/label_issues.csv and DIR/report.html (open it in a browser).
+
+  --workdir=DIR   the run's checkpoints and results; a stopped run resumes there,
+                  a finished one is not trained again (its results are printed)
+  --config=FILE   a Python file whose get_config() returns the settings; the
+                  default: scikit-learn's digits with {rate:.0%} of the labels made
+                  wrong, about a minute on a laptop CPU ({default})
+
+Any setting of the config can be changed with --config.FIELD=VALUE, for example:
+  --config.data.name=NAME     digits, fashion_mnist, cifar10, tfds:NAME,
+                              npz:FILE (x_train, y_train, x_test, y_test),
+                              folder:DIR (train/CLASS/*.png, test/CLASS/*.png)
+  --config.noise.kind=none    rank the labels as given (default: {kind}, which
+                              makes {rate:.0%} of them wrong to show the detection)
+  --config.num_epochs=N       epochs of training (default {epochs})
+  --config.model.name=NAME    auto, mlp, cnn, resnet32, preact_resnet18 (default {model})
+
+Examples:
+  jaxclean --workdir=runs/digits
+  jaxclean --workdir=runs/mine --config.data.name=npz:data.npz --config.noise.kind=none
+  jaxclean --workdir=runs/fmnist --config.data.name=fashion_mnist \\
+      --config.model.name=cnn --config.num_epochs=15
+
+Every flag, other libraries' included: --helpfull.
+"""
+
+
+def _usage() -> str:
+  """`USAGE` with the packaged default config's values, so that it cannot drift from them."""
+  c = default.get_config()
+  return USAGE.format(default=default.__file__, rate=c.noise.rate, kind=c.noise.kind,
+                      epochs=c.num_epochs, model=c.model.name)
 
 
 def _fail(message: str) -> None:
@@ -41,10 +82,16 @@ def _fail(message: str) -> None:
 
 
 def _parse_flags(argv):
-  """absl's flag parsing, with a bad flag, config file or override as `_fail`'s line."""
+  """absl's flag parsing, with a bad flag, config file or override as `_fail`'s line;
+  `--help` prints the usage (exit 0), and so does no argument at all (exit 2)."""
+  if len(argv) == 1 or {"--help", "-help", "-h", "-?", "--helpshort"} & set(argv[1:]):
+    print(_usage(), end="", file=sys.stdout if len(argv) > 1 else sys.stderr)
+    sys.exit(0 if len(argv) > 1 else 2)
   try:
     argv = flags.FLAGS(argv)
     _CONFIG.value.get("seed")  # a config file that failed to load raises when first read
+    if _WORKDIR.value is None:
+      _fail("--workdir=DIR is missing: where the run's results go (jaxclean --help)")
     return argv
   except flags.Error as e:
     _fail(e)

@@ -107,3 +107,32 @@ def test_default_run_is_quiet_and_ends_with_the_summary(tmp_path):
   for name in ("scores.csv", "detection.json", "summary.json", "label_issues.csv",
                "report.html", "flagged.csv"):
     assert (tmp_path / name).exists(), name
+
+
+def _command(*args, cwd):
+  return subprocess.run([sys.executable, "-m", "jaxclean.main", *args], cwd=cwd,
+                        capture_output=True, text=True, timeout=120)
+
+
+def test_help_is_short_usage_with_exit_0(tmp_path):
+  from configs import default
+  r = _command("--help", cwd=tmp_path)
+  assert r.returncode == 0 and not r.stderr, r.stderr
+  lines = r.stdout.splitlines()
+  assert lines[0].startswith("usage: jaxclean --workdir=DIR [--config=FILE]") and len(lines) < 40
+  assert "--config=FILE" in r.stdout and "--workdir=DIR" in r.stdout
+  assert sum(l.lstrip().startswith("jaxclean --workdir=") for l in lines) == 3  # the examples
+  # The defaults it names are the packaged config's.
+  assert f"(default {default.get_config().num_epochs})" in r.stdout
+  assert _command("-h", cwd=tmp_path).stdout == r.stdout
+
+
+def test_no_arguments_print_the_usage_with_exit_2(tmp_path):
+  r = _command(cwd=tmp_path)
+  assert r.returncode == 2 and not r.stdout and r.stderr.startswith("usage: jaxclean")
+
+
+def test_missing_workdir_is_one_line(tmp_path):
+  r = _command("--config.num_epochs=1", cwd=tmp_path)
+  assert r.returncode == 2 and r.stderr.splitlines() == [
+      "error: --workdir=DIR is missing: where the run's results go (jaxclean --help)"]
