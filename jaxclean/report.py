@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from jaxclean import outputs
+from jaxclean import review as review_lib
 from jaxclean.checks import InputError
 
 DEFAULT_TOP = 60
@@ -161,13 +162,17 @@ def _quality(detection) -> dict:
   return {k: v for k, v in (quality or {}).items() if isinstance(v, dict)}
 
 
-def _interval(summary: dict) -> str:
-  """The count's interval (`protocol.count_interval`) as the headline says it, if any."""
+def interval_words(summary: dict) -> str:
+  """The count's interval (`protocol.count_interval`) in plain words, as the report's
+  headline and the run's last lines say it; '' without one."""
   interval = summary.get("estimated_wrong_labels_interval")
   if not isinstance(interval, list) or len(interval) != 2:
     return ""
-  return (f"; {interval[0]:,}–{interval[1]:,} had the early window closed an epoch "
-          "earlier or later")
+  words = f"; likely {interval[0]:,} to {interval[1]:,}"
+  if summary.get("early_window_closed", True):
+    return words + ", the count read one epoch earlier or later"
+  return (words + ", from its change over the last epoch: training ended before the model "
+          "began to learn wrong labels, which is when the count is read")
 
 
 def _flags(run: dict, order: np.ndarray, estimated: int | None) -> tuple[np.ndarray | None, str]:
@@ -277,8 +282,9 @@ def _display_range(images: np.ndarray) -> tuple[float, float]:
   return lo, (hi if hi > lo else lo + 1.0)
 
 
-def _thumbnail(image: np.ndarray, lo: float, hi: float) -> str:
-  """PNG data URI of one (H, W, C) image, upscaled by an integer factor (nearest)."""
+def _thumbnail(image: np.ndarray, lo: float, hi: float, upscale: bool = True) -> str:
+  """PNG data URI of one (H, W, C) image, upscaled by an integer factor (nearest) unless
+  `upscale` is False (the review rows: the browser scales them), larger ones shrunk."""
   from PIL import Image
   x = (image.astype(np.float32) - lo) / (hi - lo)
   x = np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
@@ -286,7 +292,7 @@ def _thumbnail(image: np.ndarray, lo: float, hi: float) -> str:
   im = Image.fromarray(x)
   h, w = x.shape[:2]
   if max(h, w) < THUMB_PX:
-    f = max(1, round(THUMB_PX / max(h, w)))
+    f = max(1, round(THUMB_PX / max(h, w))) if upscale else 1
     im = im.resize((w * f, h * f), Image.NEAREST)
   else:
     s = THUMB_PX / max(h, w)
@@ -598,7 +604,7 @@ def _render(run: dict, top: int) -> str:
   headline = [
       dict(label="estimated wrong labels",
            value=f"{estimated:,}" if estimated is not None else "–",
-           sub=_percent(estimated / n) + " of the examples" + _interval(summary)
+           sub=_percent(estimated / n) + " of the examples" + interval_words(summary)
            if estimated is not None else "no estimate in this run"),
       dict(label="flagged", value=f"{num_flagged:,}" if num_flagged is not None else "–",
            sub=(flag_source or "nothing flagged in this run") + (
@@ -619,7 +625,8 @@ def _render(run: dict, top: int) -> str:
       autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
   return env.get_template("report.html.j2").render(
       title=f"jaxclean report: {summary.get('data', os.path.basename(os.path.abspath(workdir)))}",
-      workdir=os.path.basename(os.path.normpath(os.path.abspath(workdir))), workdir_arg=workdir,
+      workdir=os.path.basename(os.path.normpath(os.path.abspath(workdir))),
+      command=f"python -m jaxclean.report --workdir={workdir} --top={top}",  # remakes it
       facts=facts, headline=headline, notes=notes, quality=quality,
       metric_names=[label for _, label in metrics], score=score,
       suspects=suspects, top=top, thumbnails=images is not None,
@@ -627,6 +634,8 @@ def _render(run: dict, top: int) -> str:
       per_class=per_class, group_name=group_name, max_count=max_count,
       data_map=data_map, aum_png=aum_png, aum_caption=aum_caption, curves=curves,
       count_curve=count_curve,
+      review=review_lib.items(workdir, scores, names, None if images is None else
+                              lambda i: _thumbnail(images[i], lo, hi, upscale=False)),
       colours=dict(flagged=FLAGGED_COLOUR, clean=CLEAN_COLOUR, wrong=WRONG_COLOUR))
 
 

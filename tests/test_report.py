@@ -223,7 +223,8 @@ def test_image_report(tmp_path):
   assert [a["id"] for a in page.imgs("training")] == ["curves-img", "count-img"]
   low, high = json.load(open(os.path.join(workdir, "summary.json")))[
       "estimated_wrong_labels_interval"]
-  assert f"{low:,}–{high:,} had the early window closed an epoch earlier or later" in text
+  assert f"likely {low:,} to {high:,}" in text
+  assert f"python -m jaxclean.report --workdir={workdir} --top=12" in text  # the footer
   summary = page.section_text("summary")
   for fact in ("toy", "mlp", "40", "AUROC", "combined"):
     assert fact in summary, fact
@@ -304,6 +305,21 @@ def test_cli(tmp_path):
   assert made.returncode == 0, made.stderr
   assert made.stdout.strip().splitlines()[-1] == os.path.join(workdir, "report.html")
   assert len(parse(os.path.join(workdir, "report.html")).imgs("gallery")) == 7
+  footer = f"python -m jaxclean.report --workdir={workdir} --top=7"
+  assert footer in open(os.path.join(workdir, "report.html")).read()
+
+
+@pytest.mark.parametrize("closed, words", [
+    (True, "; likely 90 to 1,200, the count read one epoch earlier or later"),
+    (False, "; likely 90 to 1,200, from its change over the last epoch: training ended"),
+    (None, "; likely 90 to 1,200, the count read one epoch earlier or later"),  # older runs
+])
+def test_interval_words(closed, words):
+  summary = dict(estimated_wrong_labels_interval=[90, 1200])
+  if closed is not None:
+    summary["early_window_closed"] = closed
+  assert report.interval_words(summary).startswith(words)
+  assert report.interval_words({}) == ""
 
 
 def _chromium():
