@@ -15,13 +15,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 
 import jax
 import ml_collections
 import numpy as np
 import pandas as pd
 
-from jaxclean import checks, clean, noise, outputs, parallel, quality, report, threshold, train
+from jaxclean import checks, clean, decide, noise, outputs, parallel, quality, report, threshold, train
+from jaxclean import embed as embed_lib
 from jaxclean import grand as grand_lib
 from jaxclean import workdir as workdir_lib
 from jaxclean import data as data_lib
@@ -56,6 +58,54 @@ def noisy_labels(config, ds: data_lib.Dataset) -> tuple[np.ndarray, np.ndarray |
   if ds.train_clean_labels is not None:
     return labels, labels != ds.train_clean_labels
   return labels, None
+
+
+def with_backbone(config, ds: data_lib.Dataset, embed=None) -> data_lib.Dataset:
+  """The data as the model sees it. Frozen mode (`backbone.name`, or `embed` given in
+  Python): every image replaced by its embedding, from the cache or computed once
+  (`jaxclean.embed`); fine-tune mode: the raw pixels, which the backbone scales itself."""
+  b = config.backbone
+  if embed is None and not b.name:
+    return ds
+  if b.mode == "finetune":
+    return dataclasses.replace(ds, raw_pixels=True)
+  if embed is not None or b.name.startswith(models.IMPORT):
+    user = embed if embed is not None else models.imported(b.name)
+    make, name, own = (lambda: ((lambda _, x: user(x)), None)), b.name, True
+  else:
+    def make():
+      from jaxclean import backbones
+      backbone = backbones.load(b.name, b.image_size, config.seed)
+      return (lambda w, x: backbone.apply(w, x)[0]), backbone.weights()
+    name = (b.name + (f"@{b.image_size}" if b.image_size else "")
+            + (f"-seed{config.seed}" if b.name.startswith("tiny_") else ""))  # random weights
+    own = False
+  return embed_lib.embedded(ds, make, name, config.data.cache_dir, b.batch_size,
+                            config.progress and jax.process_index() == 0, fingerprint=own)
+
+
+def check_model(config, num_classes: int, input_shape) -> None:
+  """Refuses the user's own model (import: or given in Python) unless it maps a batch of
+  examples to (batch, `num_classes`) logits; shapes only, nothing is computed."""
+  name = config.model.name
+  if not (name.startswith(models.IMPORT) or name.startswith("python:")):
+    return
+  model = train.model_for(config, num_classes, input_shape)
+  x = jax.ShapeDtypeStruct((2, *input_shape), np.float32)
+  try:
+    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+    out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x)
+  except Exception as e:  # the user's module: say what it was given
+    raise checks.InputError(f"model {name} fails on a batch of shape {x.shape} "
+                            f"(called as model.apply(variables, x, train=...)): "
+                            f"{type(e).__name__}: {e}") from None
+  if getattr(out, "shape", None) != (2, num_classes):
+    copies = config.aum.threshold_samples != "none"
+    raise checks.InputError(
+        f"model {name} must return logits of shape (batch, {num_classes})"
+        + (f" ({num_classes - 1} classes and the threshold copies' extra class; give the "
+           "module a num_classes field and jaxclean sets it)" if copies else "")
+        + f", got {getattr(out, 'shape', type(out).__name__)} for a batch of 2")
 
 
 def resolve(config, ds: data_lib.Dataset) -> ml_collections.ConfigDict:
@@ -307,7 +357,8 @@ def label_issues(df: pd.DataFrame, flagged: np.ndarray, recommended: str | None)
 def write_outputs(workdir: str, df: pd.DataFrame, det: pd.DataFrame | None,
                   found: Recorded, summary: dict, suggested: dict | None = None) -> None:
   """Every table and file of a run, each atomically: scores.csv/.parquet, flagged.csv and
-  threshold_samples.csv (threshold examples), detection.json, summary.json, label_issues.csv."""
+  threshold_samples.csv (threshold examples), detection.json, summary.json, label_issues.csv;
+  corrected_labels.npy and review.csv with the decisions (`jaxclean.decide`)."""
   flags = found.flags
   outputs.write_table(os.path.join(workdir, "scores.csv"), df)
   outputs.write_json(os.path.join(workdir, "summary.json"), summary)
@@ -330,13 +381,16 @@ def write_outputs(workdir: str, df: pd.DataFrame, det: pd.DataFrame | None,
   if suggested is not None:
     report["suggestion"] = suggested
   outputs.write_json(os.path.join(workdir, "detection.json"), report)
+  if "decision" in df:
+    decide.write(workdir, df)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       dataset: data_lib.Dataset | None = None) -> dict:
+                       dataset: data_lib.Dataset | None = None, embed=None) -> dict:
   """The main job: check, load, train and record, score every training label, write it all.
 
-  `dataset` (e.g. `data.sources.from_arrays`) replaces loading `config.data`.
+  `dataset` (e.g. `data.sources.from_arrays`) replaces loading `config.data`; `embed`
+  (a jittable function from images to features) runs frozen mode on it (`with_backbone`).
   The workdir is held for the run (`jaxclean.workdir.hold`): a second run on
   it is refused. Every bad input raises `checks.InputError` before training.
 
@@ -351,14 +405,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   checks.check_config(config)
   lead = jax.process_index() == 0
   with workdir_lib.hold(workdir) if lead else contextlib.nullcontext():
-    return _detect(config, workdir, data_lib.load(config.data) if dataset is None else dataset)
+    ds = data_lib.load(config.data) if dataset is None else dataset
+    return _detect(config, workdir, ds, embed)
 
 
-def _detect(config, workdir: str, ds: data_lib.Dataset) -> dict:
+def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
   """`train_and_evaluate` on a loaded data set, in a held workdir."""
   labels, is_noisy = noisy_labels(config, ds)
   checks.check_classes(labels, ds.class_names)
+  ds = with_backbone(config, ds, embed)
   config = resolve(config, ds)
+  check_model(config, ds.num_classes + (config.aum.threshold_samples != "none"),
+              ds.train.images.shape[1:])
   mesh = parallel.make_mesh(config.num_devices)
   lead = jax.process_index() == 0
   say = print if lead else (lambda *a, **k: None)  # the summary; progress is train.fit's
@@ -366,10 +424,17 @@ def _detect(config, workdir: str, ds: data_lib.Dataset) -> dict:
       f"(test {len(ds.test):,}); model {config.model.name} x{config.ensemble}, "
       f"{config.num_epochs} epochs, {mesh.size} {jax.default_backend()} device(s); "
       f"threshold examples: {config.aum.threshold_samples}")
+  done = os.path.join(workdir, "summary.json")  # written by a run that finished training
+  finished = lead and os.path.isfile(done) and time.localtime(os.path.getmtime(done))
   if lead:
     outputs.write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
-  found = record(config, ds, labels, workdir, mesh)
+  found = record(config, ds, labels, workdir, mesh)  # a finished run's checkpoint: restored
+  if finished:
+    say(f"already finished: results from {time.strftime('%Y-%m-%d %H:%M', finished)}, "
+        f"restored, not trained again (another --workdir, or {workdir} emptied, starts afresh)")
   df = score_table(found, labels, is_noisy)
+  if found.copies is not None:  # the early window closed: its probabilities decide
+    df = decide.add(df, ds.num_classes)
   det = detection_table(df, is_noisy)
   history = found.history
   test_acc = (float(history["test_accuracy"].iloc[-1]) if "test_accuracy" in history else None)
@@ -389,8 +454,12 @@ def _detect(config, workdir: str, ds: data_lib.Dataset) -> dict:
           count_interval(history, config.aum.skip_epochs) if estimate is not None
           and config.aum.threshold_samples == "copies" and config.aum.rule == "confident"
           else None),
+      # False: the early window stayed open to the last epoch; None: no window (no copies).
+      early_window_closed=(not history["early"].all()
+                           if config.aum.threshold_samples == "copies" else None),
       flagged=None if found.flags is None else int(found.flags["flagged"].sum()),
       recommended_score=next((s for s in RECOMMENDED if s in df), None),
+      decisions=decide.summary(df) if "decision" in df else None,
       image_shape=list(ds.train.images.shape[1:]), devices=mesh.size)
   if lead:
     write_outputs(workdir, df, det, found, summary, suggested)
@@ -399,18 +468,18 @@ def _detect(config, workdir: str, ds: data_lib.Dataset) -> dict:
       say(f"\nDetection of {int(is_noisy.sum())} known wrong labels among {len(labels)}:")
       say(det.drop(columns="k").to_string(float_format="%.4f"))
     if estimate is not None:
-      interval = summary["estimated_wrong_labels_interval"]
       say(f"\nestimated wrong labels: {estimate} of {len(labels)} "
-          f"({estimate / len(labels):.1%}"
-          + ("" if interval is None else
-             f"; {interval[0]}-{interval[1]} had the early window closed an epoch earlier or later")
-          + f"); flagged: {summary['flagged']}"
+          f"({estimate / len(labels):.1%}{report.interval_words(summary)}); "
+          f"flagged: {summary['flagged']}"
           + ("" if is_noisy is None else f"; truly wrong: {int(is_noisy.sum())}"))
     if suggested is not None:
       pct = lambda v: "-" if v is None else f"{v:.1%}"
       say(f"suggested label right for {pct(suggested['suggested_right'])} of the wrong labels "
           f"({pct(suggested['suggested_right_flagged'])} of the flagged ones; the final "
           f"model's prediction: {pct(suggested['final_prediction_right'])})")
+    if summary["decisions"]:
+      say(f"decisions: {summary['decisions']}; corrected_labels.npy (the relabels applied), "
+          f"review.csv (for a person)")
     say(f"test accuracy: {test_acc if test_acc is None else round(test_acc, 4)}")
     say(f"scores: {os.path.join(workdir, 'scores.csv')}\nreport: {report_path}")
   out = dict(scores=df, detection=det, flags=found.flags, estimated_wrong_labels=estimate,

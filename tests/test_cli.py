@@ -1,5 +1,6 @@
 """The command line: bad input ends with one line on stderr and exit status 2, before training."""
 
+import datetime
 import os
 import subprocess
 import sys
@@ -87,17 +88,22 @@ def test_settings_are_refused_before_any_data_is_loaded(tmp_path):
   assert r.returncode == 2 and "num_epochs" in r.stderr and "imagenet" not in r.stderr
 
 
-def test_default_run_is_quiet_and_ends_with_the_summary(tmp_path):
-  """README's main command: under 60 lines (progress-bar redraws aside), the summary last."""
-  r = subprocess.run([sys.executable, "-m", "jaxclean.main", "--config=configs/default.py",
-                      f"--workdir={tmp_path}"], cwd=ROOT, stdout=subprocess.PIPE,
-                     stderr=subprocess.STDOUT, timeout=900,
+def _shown(workdir):
+  """README's main command's lines as a terminal shows them (progress-bar redraws aside)."""
+  r = subprocess.run([sys.executable, "-m", "jaxclean.main", f"--workdir={workdir}"], cwd=ROOT,
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900,
                      env=dict(os.environ, PYTHONUNBUFFERED="1"))  # as a terminal shows it
   out = r.stdout.decode()  # bytes: text mode would turn the redraws' "\r" into new lines
   assert r.returncode == 0, out[-3000:]
   # A redraw rewrites its line after a carriage return: keep what each line ends as.
   lines = [l.rsplit("\r", 1)[-1] for l in out.split("\n")]
-  lines = [l for l in lines if l.strip()]
+  return [l for l in lines if l.strip()]
+
+
+def test_default_run_is_quiet_and_ends_with_the_summary(tmp_path):
+  """README's main command, the packaged default config: under 60 lines, the summary last;
+  run again, it says that it trained nothing, and when the results were made."""
+  lines = _shown(tmp_path)
   assert len(lines) < 60, "\n".join(lines)
   assert not [l for l in lines if l.startswith(("I1", "W1", "INFO", "WARNING"))], lines
   assert lines[-2] == f"scores: {tmp_path / 'scores.csv'}"
@@ -107,6 +113,14 @@ def test_default_run_is_quiet_and_ends_with_the_summary(tmp_path):
   for name in ("scores.csv", "detection.json", "summary.json", "label_issues.csv",
                "report.html", "flagged.csv"):
     assert (tmp_path / name).exists(), name
+  assert not any(l.startswith("already finished") for l in lines)
+  again = _shown(tmp_path)
+  made = datetime.datetime.fromtimestamp(os.path.getmtime(tmp_path / "summary.json"))
+  assert again[1] == (f"already finished: results from {made:%Y-%m-%d %H:%M}, restored, not "
+                      f"trained again (another --workdir, or {tmp_path} emptied, starts afresh)")
+  assert not any(l.startswith("epoch ") for l in again)
+  assert [l for l in again if l.startswith("estimated wrong labels: ")] == [
+      l for l in lines if l.startswith("estimated wrong labels: ")]
 
 
 def _command(*args, cwd):
