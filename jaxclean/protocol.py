@@ -22,8 +22,7 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
-from jaxclean import checks, clean, decide, noise, outputs, parallel, quality, report, threshold, train
-from jaxclean import embed as embed_lib
+from jaxclean import checks, clean, noise, outputs, parallel, quality, report, threshold, train
 from jaxclean import grand as grand_lib
 from jaxclean import workdir as workdir_lib
 from jaxclean import data as data_lib
@@ -58,54 +57,6 @@ def noisy_labels(config, ds: data_lib.Dataset) -> tuple[np.ndarray, np.ndarray |
   if ds.train_clean_labels is not None:
     return labels, labels != ds.train_clean_labels
   return labels, None
-
-
-def with_backbone(config, ds: data_lib.Dataset, embed=None) -> data_lib.Dataset:
-  """The data as the model sees it. Frozen mode (`backbone.name`, or `embed` given in
-  Python): every image replaced by its embedding, from the cache or computed once
-  (`jaxclean.embed`); fine-tune mode: the raw pixels, which the backbone scales itself."""
-  b = config.backbone
-  if embed is None and not b.name:
-    return ds
-  if b.mode == "finetune":
-    return dataclasses.replace(ds, raw_pixels=True)
-  if embed is not None or b.name.startswith(models.IMPORT):
-    user = embed if embed is not None else models.imported(b.name)
-    make, name, own = (lambda: ((lambda _, x: user(x)), None)), b.name, True
-  else:
-    def make():
-      from jaxclean import backbones
-      backbone = backbones.load(b.name, b.image_size, config.seed)
-      return (lambda w, x: backbone.apply(w, x)[0]), backbone.weights()
-    name = (b.name + (f"@{b.image_size}" if b.image_size else "")
-            + (f"-seed{config.seed}" if b.name.startswith("tiny_") else ""))  # random weights
-    own = False
-  return embed_lib.embedded(ds, make, name, config.data.cache_dir, b.batch_size,
-                            config.progress and jax.process_index() == 0, fingerprint=own)
-
-
-def check_model(config, num_classes: int, input_shape) -> None:
-  """Refuses the user's own model (import: or given in Python) unless it maps a batch of
-  examples to (batch, `num_classes`) logits; shapes only, nothing is computed."""
-  name = config.model.name
-  if not (name.startswith(models.IMPORT) or name.startswith("python:")):
-    return
-  model = train.model_for(config, num_classes, input_shape)
-  x = jax.ShapeDtypeStruct((2, *input_shape), np.float32)
-  try:
-    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
-    out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x)
-  except Exception as e:  # the user's module: say what it was given
-    raise checks.InputError(f"model {name} fails on a batch of shape {x.shape} "
-                            f"(called as model.apply(variables, x, train=...)): "
-                            f"{type(e).__name__}: {e}") from None
-  if getattr(out, "shape", None) != (2, num_classes):
-    copies = config.aum.threshold_samples != "none"
-    raise checks.InputError(
-        f"model {name} must return logits of shape (batch, {num_classes})"
-        + (f" ({num_classes - 1} classes and the threshold copies' extra class; give the "
-           "module a num_classes field and jaxclean sets it)" if copies else "")
-        + f", got {getattr(out, 'shape', type(out).__name__)} for a batch of 2")
 
 
 def resolve(config, ds: data_lib.Dataset) -> ml_collections.ConfigDict:
@@ -357,8 +308,7 @@ def label_issues(df: pd.DataFrame, flagged: np.ndarray, recommended: str | None)
 def write_outputs(workdir: str, df: pd.DataFrame, det: pd.DataFrame | None,
                   found: Recorded, summary: dict, suggested: dict | None = None) -> None:
   """Every table and file of a run, each atomically: scores.csv/.parquet, flagged.csv and
-  threshold_samples.csv (threshold examples), detection.json, summary.json, label_issues.csv;
-  corrected_labels.npy and review.csv with the decisions (`jaxclean.decide`)."""
+  threshold_samples.csv (threshold examples), detection.json, summary.json, label_issues.csv."""
   flags = found.flags
   outputs.write_table(os.path.join(workdir, "scores.csv"), df)
   outputs.write_json(os.path.join(workdir, "summary.json"), summary)
@@ -381,16 +331,13 @@ def write_outputs(workdir: str, df: pd.DataFrame, det: pd.DataFrame | None,
   if suggested is not None:
     report["suggestion"] = suggested
   outputs.write_json(os.path.join(workdir, "detection.json"), report)
-  if "decision" in df:
-    decide.write(workdir, df)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       dataset: data_lib.Dataset | None = None, embed=None) -> dict:
+                       dataset: data_lib.Dataset | None = None) -> dict:
   """The main job: check, load, train and record, score every training label, write it all.
 
-  `dataset` (e.g. `data.sources.from_arrays`) replaces loading `config.data`; `embed`
-  (a jittable function from images to features) runs frozen mode on it (`with_backbone`).
+  `dataset` (e.g. `data.sources.from_arrays`) replaces loading `config.data`.
   The workdir is held for the run (`jaxclean.workdir.hold`): a second run on
   it is refused. Every bad input raises `checks.InputError` before training.
 
@@ -405,18 +352,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   checks.check_config(config)
   lead = jax.process_index() == 0
   with workdir_lib.hold(workdir) if lead else contextlib.nullcontext():
-    ds = data_lib.load(config.data) if dataset is None else dataset
-    return _detect(config, workdir, ds, embed)
+    return _detect(config, workdir, data_lib.load(config.data) if dataset is None else dataset)
 
 
-def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
+def _detect(config, workdir: str, ds: data_lib.Dataset) -> dict:
   """`train_and_evaluate` on a loaded data set, in a held workdir."""
   labels, is_noisy = noisy_labels(config, ds)
   checks.check_classes(labels, ds.class_names)
-  ds = with_backbone(config, ds, embed)
   config = resolve(config, ds)
-  check_model(config, ds.num_classes + (config.aum.threshold_samples != "none"),
-              ds.train.images.shape[1:])
   mesh = parallel.make_mesh(config.num_devices)
   lead = jax.process_index() == 0
   say = print if lead else (lambda *a, **k: None)  # the summary; progress is train.fit's
@@ -433,8 +376,6 @@ def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
     say(f"already finished: results from {time.strftime('%Y-%m-%d %H:%M', finished)}, "
         f"restored, not trained again (another --workdir, or {workdir} emptied, starts afresh)")
   df = score_table(found, labels, is_noisy)
-  if found.copies is not None:  # the early window closed: its probabilities decide
-    df = decide.add(df, ds.num_classes)
   det = detection_table(df, is_noisy)
   history = found.history
   test_acc = (float(history["test_accuracy"].iloc[-1]) if "test_accuracy" in history else None)
@@ -459,7 +400,6 @@ def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
                            if config.aum.threshold_samples == "copies" else None),
       flagged=None if found.flags is None else int(found.flags["flagged"].sum()),
       recommended_score=next((s for s in RECOMMENDED if s in df), None),
-      decisions=decide.summary(df) if "decision" in df else None,
       image_shape=list(ds.train.images.shape[1:]), devices=mesh.size)
   if lead:
     write_outputs(workdir, df, det, found, summary, suggested)
@@ -477,9 +417,6 @@ def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
       say(f"suggested label right for {pct(suggested['suggested_right'])} of the wrong labels "
           f"({pct(suggested['suggested_right_flagged'])} of the flagged ones; the final "
           f"model's prediction: {pct(suggested['final_prediction_right'])})")
-    if summary["decisions"]:
-      say(f"decisions: {summary['decisions']}; corrected_labels.npy (the relabels applied), "
-          f"review.csv (for a person)")
     say(f"test accuracy: {test_acc if test_acc is None else round(test_acc, 4)}")
     say(f"scores: {os.path.join(workdir, 'scores.csv')}\nreport: {report_path}")
   out = dict(scores=df, detection=det, flags=found.flags, estimated_wrong_labels=estimate,
