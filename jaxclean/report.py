@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 
 from jaxclean import outputs
-from jaxclean import review as review_lib
 from jaxclean.checks import InputError
 
 DEFAULT_TOP = 60
@@ -282,9 +281,8 @@ def _display_range(images: np.ndarray) -> tuple[float, float]:
   return lo, (hi if hi > lo else lo + 1.0)
 
 
-def _thumbnail(image: np.ndarray, lo: float, hi: float, upscale: bool = True) -> str:
-  """PNG data URI of one (H, W, C) image, upscaled by an integer factor (nearest) unless
-  `upscale` is False (the review rows: the browser scales them), larger ones shrunk."""
+def _thumbnail(image: np.ndarray, lo: float, hi: float) -> str:
+  """PNG data URI of one (H, W, C) image, upscaled by an integer factor (nearest)."""
   from PIL import Image
   x = (image.astype(np.float32) - lo) / (hi - lo)
   x = np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
@@ -292,7 +290,7 @@ def _thumbnail(image: np.ndarray, lo: float, hi: float, upscale: bool = True) ->
   im = Image.fromarray(x)
   h, w = x.shape[:2]
   if max(h, w) < THUMB_PX:
-    f = max(1, round(THUMB_PX / max(h, w))) if upscale else 1
+    f = max(1, round(THUMB_PX / max(h, w)))
     im = im.resize((w * f, h * f), Image.NEAREST)
   else:
     s = THUMB_PX / max(h, w)
@@ -634,8 +632,6 @@ def _render(run: dict, top: int) -> str:
       per_class=per_class, group_name=group_name, max_count=max_count,
       data_map=data_map, aum_png=aum_png, aum_caption=aum_caption, curves=curves,
       count_curve=count_curve,
-      review=review_lib.items(workdir, scores, names, None if images is None else
-                              lambda i: _thumbnail(images[i], lo, hi, upscale=False)),
       colours=dict(flagged=FLAGGED_COLOUR, clean=CLEAN_COLOUR, wrong=WRONG_COLOUR))
 
 
