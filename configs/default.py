@@ -33,7 +33,17 @@ def get_config():
   )
   c.noise = dict(kind="uniform", rate=0.3, seed=0, pairs="")  # kind: none | uniform | asymmetric
   # auto: the MLP for vectors and images under 16x16, the small CNN above (models.auto).
+  # ... or import:<module>:<name>, a flax.linen Module (class or instance) returning logits.
   c.model = dict(name="auto")  # auto | mlp | cnn | resnet32 | preact_resnet18 (+ options)
+  # A pretrained backbone (pip install 'jaxclean[pretrained]'; jaxclean/backbones.py lists
+  # the names and what each downloads), or import:<module>:<name>, your own jittable
+  # function from a batch of images (B, H, W, C) to features (B, D).
+  # frozen: embed every example once (cached under data.cache_dir/embeddings) and train
+  # the model (auto: the MLP) on the features; finetune: backbone and a linear head train
+  # together, the backbone at lr_scale x optimizer.lr, only variables whose path matches
+  # the regex `trainable` ('' = all). image_size: 0 = the preset's.
+  c.backbone = dict(name="", mode="frozen", batch_size=64, image_size=0, lr_scale=0.1,
+                    trainable="")
   # The detection recipe of the AUM reference code: SGD with momentum at a constant rate,
   # no weight decay (measured in experiments/results/recipe; see README).
   c.batch_size = 128

@@ -35,6 +35,7 @@ class LabelIssues:
 
 
 def find_label_issues(x, labels, *, x_test=None, y_test=None, class_names=None,
+                      model=None, variables=None, embed=None,
                       workdir: str | None = None, **overrides) -> LabelIssues:
   """Trains with per-example recording on (x, labels) and ranks every label.
 
@@ -47,14 +48,33 @@ def find_label_issues(x, labels, *, x_test=None, y_test=None, class_names=None,
   `overrides`: settings of configs/default.py, one keyword per field, a dot
   written as a double underscore: `num_epochs=5, noise__kind="uniform"`.
   The labels are taken as they are (`noise__kind="none"` unless overridden).
+
+  Bring a model: `model`, a flax.linen Module returning logits, is trained by jaxclean's
+  step with the records (a `num_classes` field is set to the run's outputs: the classes
+  and the threshold copies' one), starting from `variables` where given (leaves whose
+  shape differs, such as another head, start fresh). `embed`, a jittable function from a
+  batch of images (B, H, W, C) float32 to features (B, D), with its parameters bound,
+  runs frozen mode: every example embedded once (cached under `data__cache_dir`), the
+  model trained on the features. A pretrained backbone by name: `backbone__name=...`.
   """
-  from jaxclean import checks, protocol
+  from jaxclean import checks, models, protocol
   from jaxclean.data import sources
   config = make_config(overrides)
+  with config.unlocked():
+    if model is not None:
+      config.model.name = models.given(model, variables)
+    elif variables is not None:
+      raise InputError("variables= needs model=: the module they belong to")
+    if embed is not None:
+      if not callable(embed):
+        raise InputError(f"embed must be a function from images to features, got "
+                         f"{type(embed).__name__}")
+      config.backbone.name = f"python:{getattr(embed, '__qualname__', type(embed).__name__)}"
+      config.backbone.mode = "frozen"
   checks.check_config(config)
   ds = sources.from_arrays(config.data, x, labels, x_test, y_test, class_names)
   workdir = workdir or tempfile.mkdtemp(prefix="jaxclean-")
-  protocol.train_and_evaluate(config, workdir, dataset=ds)
+  protocol.train_and_evaluate(config, workdir, dataset=ds, embed=embed)
   return load_result(workdir)
 
 

@@ -65,8 +65,11 @@ def check_config(config) -> None:
   _require(o.weight_decay >= 0, f"optimizer.weight_decay must be >= 0, got {o.weight_decay}")
   _require(0 <= o.warmup_epochs < config.num_epochs,
            f"optimizer.warmup_epochs must be in [0, num_epochs), got {o.warmup_epochs}")
-  _require(config.model.name in ("auto", *MODELS),
-           f"unknown model.name {config.model.name!r}; valid: auto, {', '.join(MODELS)}")
+  _require(config.model.name in ("auto", *MODELS)
+           or config.model.name.startswith(("import:", "python:")),
+           f"unknown model.name {config.model.name!r}; valid: auto, {', '.join(MODELS)}, "
+           "or import:<module>:<name> for your own flax.linen Module")
+  _check_backbone(config.backbone)
   n = config.noise
   _require(n.kind in noise.KINDS, f"unknown noise.kind {n.kind!r}; valid: {', '.join(noise.KINDS)}")
   _require(0 <= n.rate < 1, f"noise.rate {n.rate} is outside [0, 1)")
@@ -99,6 +102,26 @@ def check_config(config) -> None:
   _require(config.checkpoint.every_steps >= 0 and config.checkpoint.keep >= 1,
            "checkpoint.every_steps must be >= 0 and checkpoint.keep >= 1")
   _require(config.num_devices >= 0, f"num_devices must be >= 0, got {config.num_devices}")
+
+
+def _check_backbone(b) -> None:
+  import re
+  from jaxclean import backbones
+  _require(not b.name or b.name in backbones.NAMES or b.name.startswith(("import:", "python:")),
+           f"unknown backbone.name {b.name!r}; valid: {', '.join(backbones.NAMES)}, or "
+           "import:<module>:<function> for your own embedding function")
+  _require(b.mode in ("frozen", "finetune"),
+           f"backbone.mode={b.mode!r}; valid: frozen, finetune")
+  _require(not (b.mode == "finetune" and b.name.startswith("import:")),
+           "backbone.mode=finetune needs a backbone by name; to fine-tune your own network "
+           "give it as model.name=import:<module>:<Module>")
+  _require(b.batch_size >= 1 and b.image_size >= 0 and b.lr_scale >= 0,
+           f"backbone.batch_size must be >= 1, image_size >= 0 and lr_scale >= 0, got "
+           f"{b.batch_size}, {b.image_size} and {b.lr_scale}")
+  try:
+    re.compile(b.trainable)
+  except re.error as e:
+    raise InputError(f"backbone.trainable={b.trainable!r} is not a regular expression: {e}")
 
 
 def check_classes(labels, class_names) -> None:

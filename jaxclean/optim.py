@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import jax
 import optax
 
 
@@ -24,10 +27,31 @@ def make_schedule(config, steps_per_epoch: int) -> optax.Schedule:
   return optax.join_schedules([optax.linear_schedule(0.0, o.lr, warmup), main], [warmup])
 
 
-def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation:
-  """SGD with (Nesterov) momentum and coupled weight decay, as in the references."""
+def make_optimizer(config, steps_per_epoch: int, backbone_paths: list[str] | None = None
+                   ) -> optax.GradientTransformation:
+  """SGD with (Nesterov) momentum and coupled weight decay, as in the references.
+
+  With `backbone_paths` (a fine-tuned backbone, `models.Finetuned`: the `backbone`
+  parameter list in that order) the backbone's variables whose path matches
+  `backbone.trainable` train at `backbone.lr_scale` times the rate, the others not at all.
+  """
   o = config.optimizer
-  return optax.chain(
-      optax.add_decayed_weights(o.weight_decay),
-      optax.sgd(make_schedule(config, steps_per_epoch), momentum=o.momentum or None,
-                nesterov=o.nesterov))
+
+  def sgd(scale: float) -> optax.GradientTransformation:
+    schedule = make_schedule(config, steps_per_epoch)
+    return optax.chain(
+        optax.add_decayed_weights(o.weight_decay),
+        optax.sgd(lambda step: scale * schedule(step), momentum=o.momentum or None,
+                  nesterov=o.nesterov))
+
+  if backbone_paths is None:
+    return sgd(1.0)
+  pattern = re.compile(config.backbone.trainable or ".*")
+  trains = ["backbone" if pattern.search(p) else "frozen" for p in backbone_paths]
+
+  def labels(params):
+    return {k: (list(trains) if k == "backbone" else jax.tree.map(lambda _: "head", v))
+            for k, v in params.items()}
+
+  return optax.multi_transform({"head": sgd(1.0), "backbone": sgd(config.backbone.lr_scale),
+                                "frozen": optax.set_to_zero()}, labels)

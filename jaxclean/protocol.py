@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from jaxclean import checks, clean, noise, outputs, parallel, quality, report, threshold, train
+from jaxclean import embed as embed_lib
 from jaxclean import grand as grand_lib
 from jaxclean import workdir as workdir_lib
 from jaxclean import data as data_lib
@@ -57,6 +58,54 @@ def noisy_labels(config, ds: data_lib.Dataset) -> tuple[np.ndarray, np.ndarray |
   if ds.train_clean_labels is not None:
     return labels, labels != ds.train_clean_labels
   return labels, None
+
+
+def with_backbone(config, ds: data_lib.Dataset, embed=None) -> data_lib.Dataset:
+  """The data as the model sees it. Frozen mode (`backbone.name`, or `embed` given in
+  Python): every image replaced by its embedding, from the cache or computed once
+  (`jaxclean.embed`); fine-tune mode: the raw pixels, which the backbone scales itself."""
+  b = config.backbone
+  if embed is None and not b.name:
+    return ds
+  if b.mode == "finetune":
+    return dataclasses.replace(ds, raw_pixels=True)
+  if embed is not None or b.name.startswith(models.IMPORT):
+    user = embed if embed is not None else models.imported(b.name)
+    make, name, own = (lambda: ((lambda _, x: user(x)), None)), b.name, True
+  else:
+    def make():
+      from jaxclean import backbones
+      backbone = backbones.load(b.name, b.image_size, config.seed)
+      return (lambda w, x: backbone.apply(w, x)[0]), backbone.weights()
+    name = (b.name + (f"@{b.image_size}" if b.image_size else "")
+            + (f"-seed{config.seed}" if b.name.startswith("tiny_") else ""))  # random weights
+    own = False
+  return embed_lib.embedded(ds, make, name, config.data.cache_dir, b.batch_size,
+                            config.progress and jax.process_index() == 0, fingerprint=own)
+
+
+def check_model(config, num_classes: int, input_shape) -> None:
+  """Refuses the user's own model (import: or given in Python) unless it maps a batch of
+  examples to (batch, `num_classes`) logits; shapes only, nothing is computed."""
+  name = config.model.name
+  if not (name.startswith(models.IMPORT) or name.startswith("python:")):
+    return
+  model = train.model_for(config, num_classes, input_shape)
+  x = jax.ShapeDtypeStruct((2, *input_shape), np.float32)
+  try:
+    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+    out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x)
+  except Exception as e:  # the user's module: say what it was given
+    raise checks.InputError(f"model {name} fails on a batch of shape {x.shape} "
+                            f"(called as model.apply(variables, x, train=...)): "
+                            f"{type(e).__name__}: {e}") from None
+  if getattr(out, "shape", None) != (2, num_classes):
+    copies = config.aum.threshold_samples != "none"
+    raise checks.InputError(
+        f"model {name} must return logits of shape (batch, {num_classes})"
+        + (f" ({num_classes - 1} classes and the threshold copies' extra class; give the "
+           "module a num_classes field and jaxclean sets it)" if copies else "")
+        + f", got {getattr(out, 'shape', type(out).__name__)} for a batch of 2")
 
 
 def resolve(config, ds: data_lib.Dataset) -> ml_collections.ConfigDict:
@@ -334,10 +383,11 @@ def write_outputs(workdir: str, df: pd.DataFrame, det: pd.DataFrame | None,
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       dataset: data_lib.Dataset | None = None) -> dict:
+                       dataset: data_lib.Dataset | None = None, embed=None) -> dict:
   """The main job: check, load, train and record, score every training label, write it all.
 
-  `dataset` (e.g. `data.sources.from_arrays`) replaces loading `config.data`.
+  `dataset` (e.g. `data.sources.from_arrays`) replaces loading `config.data`; `embed`
+  (a jittable function from images to features) runs frozen mode on it (`with_backbone`).
   The workdir is held for the run (`jaxclean.workdir.hold`): a second run on
   it is refused. Every bad input raises `checks.InputError` before training.
 
@@ -352,14 +402,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   checks.check_config(config)
   lead = jax.process_index() == 0
   with workdir_lib.hold(workdir) if lead else contextlib.nullcontext():
-    return _detect(config, workdir, data_lib.load(config.data) if dataset is None else dataset)
+    ds = data_lib.load(config.data) if dataset is None else dataset
+    return _detect(config, workdir, ds, embed)
 
 
-def _detect(config, workdir: str, ds: data_lib.Dataset) -> dict:
+def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
   """`train_and_evaluate` on a loaded data set, in a held workdir."""
   labels, is_noisy = noisy_labels(config, ds)
   checks.check_classes(labels, ds.class_names)
+  ds = with_backbone(config, ds, embed)
   config = resolve(config, ds)
+  check_model(config, ds.num_classes + (config.aum.threshold_samples != "none"),
+              ds.train.images.shape[1:])
   mesh = parallel.make_mesh(config.num_devices)
   lead = jax.process_index() == 0
   say = print if lead else (lambda *a, **k: None)  # the summary; progress is train.fit's

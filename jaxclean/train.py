@@ -33,6 +33,7 @@ import pandas as pd
 import tqdm
 import tqdm.auto
 from absl import logging
+import flax
 from flax.training import train_state
 
 from jaxclean import checkpoint as checkpoint_lib
@@ -41,7 +42,8 @@ from jaxclean import records as records_lib
 from jaxclean import scores as scores_lib
 from jaxclean.augment import augment
 from jaxclean.data import arrays, pipeline
-from jaxclean.models import get_model
+from jaxclean import models
+from jaxclean.checks import InputError
 from jaxclean.optim import make_optimizer
 
 # Settings that change neither the model nor its records: a run may resume with others.
@@ -68,21 +70,49 @@ def create_train_state(config, model, input_shape: tuple[int, ...],
                        steps_per_epoch: int) -> TrainState:
   """`config.ensemble` members of `model`, each initialised from its own fold of the init stream.
 
-  Parameters and batch statistics carry a leading member axis.
+  Parameters and batch statistics carry a leading member axis. A model given in Python with variables (`models.given`) starts every member from them
+  where their shapes match the model's (a head of another size starts fresh).
   """
   keys = jax.vmap(lambda k: jax.random.fold_in(rng.key(config.seed, "init"), k))(
       jnp.arange(config.ensemble))
   init = lambda k: model.init(k, jnp.zeros((1, *input_shape), jnp.float32), train=False)
   variables = jax.jit(jax.vmap(init))(keys)
+  start = models.start_variables(config.model.name)
+  if start is not None:
+    variables = _start_from(variables, start, config.ensemble)
+  paths = model.backbone.paths() if isinstance(model, models.Finetuned) else None
   return TrainState.create(apply_fn=model.apply, params=variables["params"],
                            batch_stats=variables.get("batch_stats"),
-                           tx=make_optimizer(config, steps_per_epoch))
+                           tx=make_optimizer(config, steps_per_epoch, paths))
+
+
+def _start_from(variables: dict, start: dict, members: int) -> dict:
+  """`variables` (leading member axis) with each leaf of `start` of the same path and shape
+  put in its place for every member; InputError if `start` has a path the model lacks."""
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables), sep="/")
+  given = flax.traverse_util.flatten_dict(flax.core.unfreeze(start), sep="/")
+  unknown = sorted(set(given) - set(flat))
+  if unknown:
+    raise InputError(f"variables= has {len(unknown)} entries the model does not, e.g. "
+                     f"{unknown[0]!r}; the model's are e.g. {sorted(flat)[:3]}")
+  for path, value in given.items():
+    if flat[path].shape[1:] == np.shape(value):
+      flat[path] = jnp.broadcast_to(jnp.asarray(value, flat[path].dtype), flat[path].shape)
+    else:
+      logging.warning("variables=: %s has shape %s, the model %s: it starts fresh", path,
+                      np.shape(value), flat[path].shape[1:])
+  return flax.traverse_util.unflatten_dict(flat, sep="/")
 
 
 def model_for(config, num_classes: int, input_shape: tuple[int, ...]):
-  """The model of `config.model` with `num_classes` outputs."""
-  return get_model(config.model.name, num_classes, input_shape,
-                   **{k: v for k, v in config.model.items() if k != "name"})
+  """The model of `config.model` with `num_classes` outputs, or with `backbone.mode=finetune`
+  the backbone with a linear head."""
+  if config.backbone.name and config.backbone.mode == "finetune":
+    from jaxclean import backbones
+    return models.Finetuned(backbones.load(config.backbone.name, config.backbone.image_size,
+                                           config.seed), num_classes)
+  return models.get_model(config.model.name, num_classes, input_shape,
+                          **{k: v for k, v in config.model.items() if k != "name"})
 
 
 def init_records(num_examples: int, members: int, mesh, shard: bool = False

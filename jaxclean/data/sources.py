@@ -84,15 +84,19 @@ class Dataset:
   class_names: tuple[str, ...]
   train_clean_labels: np.ndarray | None = None
   origin: str = ""  # where the examples came from (a directory, "tfds", ...): fixes their order
+  raw_pixels: bool = False  # the model scales pixels itself (a fine-tuned backbone)
 
   def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel float32 mean and std of the train images (std >= 1e-6).
+    """Per-channel float32 mean and std of the train images (std >= 1e-6); with
+    `raw_pixels` 0 and 1, so the step feeds the model the pixels as stored.
 
     Images in memory: one pass over chunks. Images on disk: the statistics the
     converter stored for the whole split, else those of `arrays.sample_index`'s
     10k rows, so a run never reads a large data set through just to normalise.
     """
     images = self.train.images
+    if self.raw_pixels:
+      return np.zeros(images.shape[-1], np.float32), np.ones(images.shape[-1], np.float32)
     if getattr(images, "mean_std", None) is not None:
       return images.mean_std
     if arrays.in_memory(images):
