@@ -418,7 +418,10 @@ def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
   lead = jax.process_index() == 0
   say = print if lead else (lambda *a, **k: None)  # the summary; progress is train.fit's
   say(f"jaxclean: {ds.name}, {len(labels):,} training examples in {ds.num_classes} classes "
-      f"(test {len(ds.test):,}); model {config.model.name} x{config.ensemble}, "
+      f"(test {len(ds.test):,}); "
+      + (f"backbone {config.backbone.name} ({config.backbone.mode}), " if config.backbone.name
+         else "")
+      + f"model {config.model.name} x{config.ensemble}, "
       f"{config.num_epochs} epochs, {mesh.size} {jax.default_backend()} device(s); "
       f"threshold examples: {config.aum.threshold_samples}")
   done = os.path.join(workdir, "summary.json")  # written by a run that finished training

@@ -3,6 +3,7 @@
 import os
 import sys
 
+os.environ.setdefault("KERAS_BACKEND", "jax")  # the backbone tests: Keras on JAX, set before import
 import jax
 import pytest
 
