@@ -25,6 +25,9 @@ def get_config():
       train_split="train",  # the split whose labels are ranked
       eval_split="test",
       labels_file="",  # .npy of integer labels replacing the training labels
+      # A decisions file (the report's review export, jaxclean.decide): index, decision
+      # (keep | relabel | drop), label; applied after labels_file and train_size.
+      decisions_file="",
       cifar10_labels="clean",  # clean | aggre | worst | random1 | random2 | random3 (CIFAR-10N)
       train_size=0,  # keep the first n training examples (0 = all)
       eval_size=0,

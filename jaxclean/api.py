@@ -33,6 +33,16 @@ class LabelIssues:
   workdir: str
   summary: dict  # summary.json
 
+  def apply(self, x, labels, decisions=None):
+    """(x, labels) with decisions applied: relabelled, and dropped rows left out.
+    `decisions`: a decisions file (the report's export: index, decision, label) or such a
+    DataFrame; by default the run's own relabels (scores.csv's `decision`)."""
+    from jaxclean import decide
+    table = (decide.export(self.scores) if decisions is None else
+             decisions if isinstance(decisions, pd.DataFrame) else decide.read(decisions))
+    new, keep = decide.apply(labels, table, int(self.summary["num_classes"]))
+    return np.asarray(x)[keep], new[keep]
+
 
 def find_label_issues(x, labels, *, x_test=None, y_test=None, class_names=None,
                       model=None, variables=None, embed=None,

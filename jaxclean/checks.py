@@ -75,6 +75,9 @@ def check_config(config) -> None:
   _require(0 <= n.rate < 1, f"noise.rate {n.rate} is outside [0, 1)")
   if n.kind == "asymmetric":
     noise.parse_pairs(n.pairs)
+  _require(not config.data.get("decisions_file", "") or n.kind == "none",
+           f"data.decisions_file decides on the given labels, but noise.kind={n.kind!r} "
+           "would replace them; use noise.kind=none")
   kind, _, arg = config.data.name.partition(":")
   _require(config.data.name in ("digits", "fashion_mnist", "cifar10", sources.ARRAYS)
            or (kind in ("tfds", "npz", "folder", *sources.STREAMED) and arg),

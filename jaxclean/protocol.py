@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
-from jaxclean import checks, clean, noise, outputs, parallel, quality, report, threshold, train
+from jaxclean import checks, clean, decide, noise, outputs, parallel, quality, report, threshold, train
 from jaxclean import embed as embed_lib
 from jaxclean import grand as grand_lib
 from jaxclean import workdir as workdir_lib
@@ -357,7 +357,8 @@ def label_issues(df: pd.DataFrame, flagged: np.ndarray, recommended: str | None)
 def write_outputs(workdir: str, df: pd.DataFrame, det: pd.DataFrame | None,
                   found: Recorded, summary: dict, suggested: dict | None = None) -> None:
   """Every table and file of a run, each atomically: scores.csv/.parquet, flagged.csv and
-  threshold_samples.csv (threshold examples), detection.json, summary.json, label_issues.csv."""
+  threshold_samples.csv (threshold examples), detection.json, summary.json, label_issues.csv;
+  corrected_labels.npy and review.csv with the decisions (`jaxclean.decide`)."""
   flags = found.flags
   outputs.write_table(os.path.join(workdir, "scores.csv"), df)
   outputs.write_json(os.path.join(workdir, "summary.json"), summary)
@@ -380,6 +381,8 @@ def write_outputs(workdir: str, df: pd.DataFrame, det: pd.DataFrame | None,
   if suggested is not None:
     report["suggestion"] = suggested
   outputs.write_json(os.path.join(workdir, "detection.json"), report)
+  if "decision" in df:
+    decide.write(workdir, df)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -433,6 +436,8 @@ def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
     say(f"already finished: results from {time.strftime('%Y-%m-%d %H:%M', finished)}, "
         f"restored, not trained again (another --workdir, or {workdir} emptied, starts afresh)")
   df = score_table(found, labels, is_noisy)
+  if found.copies is not None:  # the early window closed: its probabilities decide
+    df = decide.add(df, ds.num_classes)
   det = detection_table(df, is_noisy)
   history = found.history
   test_acc = (float(history["test_accuracy"].iloc[-1]) if "test_accuracy" in history else None)
@@ -457,6 +462,7 @@ def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
                            if config.aum.threshold_samples == "copies" else None),
       flagged=None if found.flags is None else int(found.flags["flagged"].sum()),
       recommended_score=next((s for s in RECOMMENDED if s in df), None),
+      decisions=decide.summary(df) if "decision" in df else None,
       image_shape=list(ds.train.images.shape[1:]), devices=mesh.size)
   if lead:
     write_outputs(workdir, df, det, found, summary, suggested)
@@ -474,6 +480,9 @@ def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
       say(f"suggested label right for {pct(suggested['suggested_right'])} of the wrong labels "
           f"({pct(suggested['suggested_right_flagged'])} of the flagged ones; the final "
           f"model's prediction: {pct(suggested['final_prediction_right'])})")
+    if summary["decisions"]:
+      say(f"decisions: {summary['decisions']}; corrected_labels.npy (the relabels applied), "
+          f"review.csv (for a person)")
     say(f"test accuracy: {test_acc if test_acc is None else round(test_acc, 4)}")
     say(f"scores: {os.path.join(workdir, 'scores.csv')}\nreport: {report_path}")
   out = dict(scores=df, detection=det, flags=found.flags, estimated_wrong_labels=estimate,

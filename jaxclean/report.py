@@ -13,7 +13,8 @@ thumbnails are inline PNG data URIs, CSS is inline, nothing is fetched) with
   - the data map (variability vs confidence, Swayamdipta et al. 2020);
   - the AUM histogram with the threshold samples' AUMs and the threshold;
   - per given class, how many examples are flagged and what labels are suggested for them;
-  - the training curves.
+  - the training curves;
+  - with decisions (`jaxclean.decide`), the review mode (`jaxclean.review`).
 
 Inputs (see README, Outputs): summary.json and scores.csv are required;
 detection.json, flagged.csv, threshold_samples.csv, history.csv and
@@ -34,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from jaxclean import outputs
+from jaxclean import review as review_lib
 from jaxclean.checks import InputError
 
 DEFAULT_TOP = 60
@@ -281,8 +283,9 @@ def _display_range(images: np.ndarray) -> tuple[float, float]:
   return lo, (hi if hi > lo else lo + 1.0)
 
 
-def _thumbnail(image: np.ndarray, lo: float, hi: float) -> str:
-  """PNG data URI of one (H, W, C) image, upscaled by an integer factor (nearest)."""
+def _thumbnail(image: np.ndarray, lo: float, hi: float, upscale: bool = True) -> str:
+  """PNG data URI of one (H, W, C) image, upscaled by an integer factor (nearest) unless
+  `upscale` is False (the review rows: the browser scales them), larger ones shrunk."""
   from PIL import Image
   x = (image.astype(np.float32) - lo) / (hi - lo)
   x = np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
@@ -290,7 +293,7 @@ def _thumbnail(image: np.ndarray, lo: float, hi: float) -> str:
   im = Image.fromarray(x)
   h, w = x.shape[:2]
   if max(h, w) < THUMB_PX:
-    f = max(1, round(THUMB_PX / max(h, w)))
+    f = max(1, round(THUMB_PX / max(h, w))) if upscale else 1
     im = im.resize((w * f, h * f), Image.NEAREST)
   else:
     s = THUMB_PX / max(h, w)
@@ -632,6 +635,8 @@ def _render(run: dict, top: int) -> str:
       per_class=per_class, group_name=group_name, max_count=max_count,
       data_map=data_map, aum_png=aum_png, aum_caption=aum_caption, curves=curves,
       count_curve=count_curve,
+      review=review_lib.items(workdir, scores, names, None if images is None else
+                              lambda i: _thumbnail(images[i], lo, hi, upscale=False)),
       colours=dict(flagged=FLAGGED_COLOUR, clean=CLEAN_COLOUR, wrong=WRONG_COLOUR))
 
 

@@ -105,6 +105,25 @@ def suggestion(r: Records) -> tuple[jax.Array, jax.Array]:
   return pick(r.suggested).astype(jnp.int32), pick(support)
 
 
+def early_probabilities(r: Records) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The early window's mean probability of the given label and of the strongest other
+  class (the members' means, as `ensemble_scores`), and the suggestion."""
+  members = jax.tree.map(lambda a: a[None], r) if r.seen.ndim == 1 else r
+  member_mean = lambda score: jnp.mean(jax.vmap(score)(members), axis=0)
+  return member_mean(early_confidence), member_mean(early_rival), suggestion(r)[0]
+
+
+def _confident_joint(conf, rival, suggested, labels, num_classes: int):
+  """The examples off and on the diagonal of cleanlab's confident joint, and the class
+  sizes: what `confident_count` and `label_posterior` share."""
+  per_class = lambda v: jax.ops.segment_sum(v, labels, num_segments=num_classes)
+  size = per_class(jnp.ones_like(conf))
+  t = per_class(conf) / jnp.maximum(size, 1)
+  in_given = conf >= t[labels]
+  off = (rival >= t[suggested]) & (~in_given | (rival > conf))
+  return off, in_given & ~off, size
+
+
 @functools.partial(jax.jit, static_argnames="num_classes")
 def confident_count(r: Records, labels: jax.Array, num_classes: int
                     ) -> tuple[jax.Array, jax.Array]:
@@ -119,18 +138,64 @@ def confident_count(r: Records, labels: jax.Array, num_classes: int
   with a leading member axis use the members' mean probabilities and `suggestion`.
   Returns the estimate (an int32 scalar) and the examples counted off the diagonal.
   """
-  members = jax.tree.map(lambda a: a[None], r) if r.seen.ndim == 1 else r
-  member_mean = lambda score: jnp.mean(jax.vmap(score)(members), axis=0)  # as ensemble_scores
-  conf, rival = member_mean(early_confidence), member_mean(early_rival)
-  suggested = suggestion(r)[0]
-  per_class = lambda v: jax.ops.segment_sum(v, labels, num_segments=num_classes)
-  size = per_class(jnp.ones_like(conf))
-  t = per_class(conf) / jnp.maximum(size, 1)
-  in_given = conf >= t[labels]
-  off = (rival >= t[suggested]) & (~in_given | (rival > conf))
-  off_c, on_c = per_class(off.astype(jnp.float32)), per_class((in_given & ~off).astype(jnp.float32))
-  estimate = jnp.sum(off_c / jnp.maximum(off_c + on_c, 1) * size)
-  return jnp.round(estimate).astype(jnp.int32), off
+  off, on, size = _confident_joint(*early_probabilities(r), labels, num_classes)
+  return jnp.round(_estimate(off, on, size, labels)).astype(jnp.int32), off
+
+
+def _estimate(off, on, size, labels) -> jax.Array:
+  """The calibrated confident joint's off-diagonal total: each given class's off share
+  times its size."""
+  per_class = lambda v: jax.ops.segment_sum(v.astype(jnp.float32), labels,
+                                            num_segments=size.shape[0])
+  off_c, on_c = per_class(off), per_class(on)
+  return jnp.sum(off_c / jnp.maximum(off_c + on_c, 1) * size)
+
+
+# Sharpness exponents `label_posterior` chooses from (geometric, 1/2 to 64).
+SHARPNESS = tuple(float(2 ** (e / 4)) for e in range(-4, 25))
+
+
+@functools.partial(jax.jit, static_argnames="num_classes")
+def label_posterior(conf: jax.Array, rival: jax.Array, suggested: jax.Array, labels: jax.Array,
+                    num_classes: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(P(the given label is right), P(the suggestion is right), the sharpness k) per example.
+
+  Bayes' rule with the noise read off the confident joint: P(true j | x, given y) is
+  proportional to P(given y | true j) q_j(x), q(x) the early window's mean probabilities
+  p_j(x) sharpened, q_j proportional to p_j^k. P(given | true) is the calibrated joint
+  (`confident_count`'s, each off-diagonal example counted at its suggestion) normalised
+  per true class. The records keep p of the given class (`conf`) and of the suggestion
+  (`rival`); the rest is spread evenly over the other classes. The means are softer or
+  sharper than a posterior, so k is fitted, by maximum likelihood of the given labels
+  under that noise, sum_i log sum_j P(given y_i | true j) q_j(x_i) (temperature scaling
+  with noisy labels), over `SHARPNESS`; nothing known-wrong is used. The calibration is
+  measured in experiments/results/decisions. NaN where the window never saw the example.
+  """
+  off, on, size = _confident_joint(conf, rival, suggested, labels, num_classes)
+  joint = jnp.zeros((num_classes, num_classes)).at[labels, suggested].add(
+      off.astype(jnp.float32)).at[labels, labels].add(on.astype(jnp.float32))
+  joint = joint / jnp.maximum(joint.sum(1, keepdims=True), 1) * size[:, None]  # [given, true]
+  noise = joint / jnp.maximum(joint.sum(0, keepdims=True), 1e-9)  # P(given | true)
+  log = lambda v: jnp.log(jnp.maximum(v, 1e-30))
+  same = suggested == labels
+  t_given, t_sugg = noise[labels, labels], jnp.where(same, 0.0, noise[labels, suggested])
+  t_rest = jnp.maximum(noise[labels].sum(1) - t_given - t_sugg, 0.0)
+  others = max(num_classes - 2, 1)
+  rest = jnp.maximum(1.0 - conf - rival, 0.0) / others
+  logsumexp = functools.partial(jax.scipy.special.logsumexp, axis=0)
+
+  def fit(k):
+    q = jnp.stack([k * log(conf), k * log(rival), k * log(rest)])  # per class of each group
+    terms = q + jnp.stack([log(t_given), log(t_sugg), log(t_rest)])
+    given = logsumexp(terms)  # log P(given y | x), less the normaliser of q
+    norm = logsumexp(q + jnp.log(jnp.array([1.0, 1.0, others]))[:, None])
+    p = jnp.exp(terms - given)
+    return jnp.nansum(given - norm), p[0], jnp.where(same, p[0], p[1])
+
+  ks = jnp.asarray(SHARPNESS)
+  likelihood, given, sugg = jax.vmap(fit)(ks)
+  best = jnp.argmax(likelihood)
+  return given[best], sugg[best], ks[best]
 
 
 def _percentile_rank(v: jax.Array) -> jax.Array:

@@ -219,7 +219,22 @@ def _finish(config, name: str, splits, class_names, clean, origin) -> Dataset:
     clean = None if clean is None else clean[:n_train]
   if n_eval:
     test = Split(test.images[:n_eval], test.labels[:n_eval])
+  if config.get("decisions_file", ""):
+    train, clean = _decided(config.decisions_file, train, clean, num_classes)
   return Dataset(name, train, test, num_classes, tuple(class_names), clean, origin)
+
+
+def _decided(path: str, train: Split, clean, num_classes: int):
+  """The training split (and its clean labels) with a decisions file applied
+  (`jaxclean.decide`): relabels, and dropped examples left out; the examples after a
+  dropped one move up (indices are positions, among the kept)."""
+  from jaxclean import decide
+  labels, keep = decide.apply(train.labels, decide.read(path), num_classes,
+                              f"decisions_file {path}")
+  if keep.all():
+    return Split(train.images, labels), clean
+  return (Split(arrays.take(train.images, keep), labels[keep]),
+          None if clean is None else clean[keep])
 
 
 def _check_split(split: str, images: np.ndarray, labels: np.ndarray, num_classes: int) -> Split:
