@@ -1,6 +1,7 @@
 """Smoke runs of benchmarks/overhead.py (a few tiny steps, the last line's format) and
 a syntax check of benchmarks/accelerator.sh."""
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -57,3 +58,18 @@ def test_torch_section_takes_the_cli_flag_and_ends_with_the_ratio():
 
 def test_accelerator_script_parses():
   subprocess.run(["bash", "-n", os.path.join(ROOT, "benchmarks", "accelerator.sh")], check=True)
+
+
+def test_backbones_smoke():
+  """benchmarks/backbones.py on keras-hub's tiny random backbones: every row and the ratio."""
+  pytest.importorskip("keras_hub")
+  cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "backbones.py"), "--smoke",
+         "--batch", "4", "--repeats", "1"]
+  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = [l.split() for l in proc.stdout.splitlines() if l.startswith("tiny_")]
+  assert [r[0] for r in rows] == ["tiny_dinov2", "tiny_resnet"]
+  assert all(float(v) > 0 for r in rows for v in r[1:])
+  if importlib.util.find_spec("jimm"):
+    assert re.search(r"jax-image-models / keras-hub: [\d.]+ / [\d.]+ ms per example = [\d.]+",
+                     proc.stdout)
