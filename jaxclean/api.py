@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
-from jaxclean.checks import InputError, MissingFile
+from jaxclean.errors import InputError, MissingFile
 
 
 @dataclasses.dataclass

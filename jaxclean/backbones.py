@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxclean.checks import InputError
+from jaxclean.errors import InputError
 
 # name -> (keras-hub preset, for a two-tower model the image tower's attribute, what it is).
 PRESETS = {

@@ -18,7 +18,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from jaxclean import outputs
-from jaxclean.checks import InputError
+from jaxclean.errors import InputError
 
 IDENTITY_FILE = "run.json"
 

@@ -1,19 +1,12 @@
-"""Input errors, and the config checks that run before any data is loaded.
+"""The config checks that run before any data is loaded.
 
-An `InputError` is the user's to fix (a bad setting, a missing file, an
-unreadable image): the command line prints its one-line message and exits
-with status 2. Anything else is a bug and keeps its traceback.
+Each refusal is an `InputError` (`jaxclean.errors`, also `jaxclean.checks.InputError`): the
+command line prints its one-line message and exits with status 2.
 """
 
 from __future__ import annotations
 
-
-class InputError(ValueError):
-  """Bad input: a setting, a data set or a file the run cannot use."""
-
-
-class MissingFile(InputError, FileNotFoundError):
-  """An input path that does not exist."""
+from jaxclean.errors import InputError, MissingFile  # noqa: F401  (the public names)
 
 
 THRESHOLD_SAMPLES = ("none", "two_runs", "copies")

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from jaxclean import outputs
-from jaxclean.checks import InputError, MissingFile
+from jaxclean.errors import InputError, MissingFile
 
 DECISIONS = ("keep", "relabel", "review", "drop")
 MARGIN = 0.2  # relabel when P(suggestion right) exceeds P(given right) by this much

@@ -28,7 +28,7 @@ import tqdm.auto
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxclean import outputs
-from jaxclean.checks import InputError
+from jaxclean.errors import InputError
 from jaxclean.data import arrays
 from jaxclean.data.sources import Dataset, Split
 

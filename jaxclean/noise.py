@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxclean import rng as rng_lib
-from jaxclean.checks import InputError
+from jaxclean.errors import InputError
 
 KINDS = ("none", "uniform", "asymmetric")
 # Patrini et al. 2017: truck->automobile, bird->airplane, deer->horse, cat<->dog.

@@ -36,7 +36,7 @@ import pandas as pd
 
 from jaxclean import outputs
 from jaxclean import review as review_lib
-from jaxclean.checks import InputError
+from jaxclean.errors import InputError
 
 DEFAULT_TOP = 60
 THUMB_PX = 80  # thumbnails are upscaled (nearest neighbour) to about this size

@@ -13,7 +13,7 @@ import contextlib
 import fcntl
 import os
 
-from jaxclean.checks import InputError
+from jaxclean.errors import InputError
 
 LOCK = ".jaxclean.lock"
 

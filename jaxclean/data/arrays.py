@@ -18,6 +18,8 @@ import os
 
 import numpy as np
 
+from jaxclean.errors import InputError
+
 SAMPLE = 10_000  # rows that stand for a data set on disk (pixel statistics, display range)
 
 
@@ -124,3 +126,17 @@ def digest_into(h, images) -> None:
 
 def _hash(*parts) -> str:
   return hashlib.blake2b(json.dumps(parts, default=str).encode(), digest_size=16).hexdigest()
+
+
+def image_shape(headers: dict, where) -> tuple[int, int, int]:
+  """(height, width, channels) of images whose PIL (size, mode) `headers` gives by name;
+  InputError naming two that differ in size. Grey ('1', 'L') only if every one is."""
+  sizes = {size for size, _ in headers.values()}
+  if len(sizes) > 1:
+    first, (size, _) = next(iter(headers.items()))
+    odd = next(f for f, (other, _) in headers.items() if other != size)
+    raise InputError(f"{where}: images differ in size (width, height), e.g. image {odd} is "
+                     f"{headers[odd][0]} but image {first} is {size}")
+  grey = all(m in ("1", "L") for _, m in headers.values())
+  width, height = sizes.pop() if sizes else (1, 1)
+  return height, width, 1 if grey else 3

@@ -30,7 +30,7 @@ import tqdm
 from absl import app, flags
 
 from jaxclean import outputs
-from jaxclean.checks import InputError
+from jaxclean.errors import InputError
 from jaxclean.data import sources
 
 WRITER_OPTIONS = "group_size:1,uncompressed"

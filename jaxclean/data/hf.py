@@ -19,15 +19,16 @@ import pathlib
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from jaxclean.checks import InputError, MissingFile
-from jaxclean.data import arrays, sources
+from jaxclean.errors import InputError, MissingFile
+from jaxclean.data import arrays
 
 INSTALL = 'pip install "jaxclean[hf]"'
 _SCAN_CHUNK = 256
 
 
 def load(name: str, image_key: str = "", label_key: str = ""):
-  """(splits, class names, None, origin) of `hf:<name>`, images left in the Arrow files."""
+  """(splits, the ClassLabel's names or None, None, origin) of `hf:<name>`, images left in
+  the Arrow files."""
   try:
     import datasets
   except ImportError:
@@ -49,7 +50,7 @@ def load(name: str, image_key: str = "", label_key: str = ""):
       names = feature.names
     labels = np.asarray(ds.select_columns([label]).with_format("numpy")[label])
     out[split] = (HFImages(ds, image, at), labels)
-  return out, sources._numbered_classes(out, names, where), None, _origin(name)
+  return out, names, None, _origin(name)
 
 
 def _open(datasets, name: str, where: str):
@@ -141,7 +142,7 @@ class HFImages:
       for i, raw in zip(rows[s:s + _SCAN_CHUNK], self._raw(rows[s:s + _SCAN_CHUNK])):
         with self._open(raw, i) as im:
           headers[int(i)] = (im.size, im.mode)
-    height, width, channels = sources.image_shape(headers, where)
+    height, width, channels = arrays.image_shape(headers, where)
     self._mode = "L" if channels == 1 else "RGB"
     self.shape = (len(ds), height, width, channels)
     self.ndim = 4

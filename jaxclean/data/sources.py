@@ -27,7 +27,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from jaxclean.checks import InputError, MissingFile
+from jaxclean.errors import InputError, MissingFile
 from jaxclean.data import arrays
 
 NAMES = ("digits", "fashion_mnist", "cifar10", "tfds:<name>", "npz:<path>", "folder:<path>",
@@ -165,8 +165,9 @@ def load(config) -> Dataset:
     splits, class_names, clean, origin = _npy(arg)
   elif kind == "hf" and arg:
     from jaxclean.data import hf
-    splits, class_names, clean, origin = hf.load(arg, config.get("image_key", ""),
-                                                 config.get("label_key", ""))
+    splits, names, clean, origin = hf.load(arg, config.get("image_key", ""),
+                                           config.get("label_key", ""))
+    class_names = _numbered_classes(splits, names, f"hf:{arg}")
   elif name == ARRAYS:
     raise InputError(f"data.name={ARRAYS!r} names arrays given in Python "
                      "(jaxclean.find_label_issues), which a config cannot load; valid names: "
@@ -624,7 +625,7 @@ class Folder:
     for f, _ in files["train"] + files["test"]:
       with _open_image(f) as im:
         headers[f] = (im.size, im.mode)
-    return cls(root, tuple(classes), files, image_shape(headers, root))
+    return cls(root, tuple(classes), files, arrays.image_shape(headers, root))
 
   def images(self, split: str) -> Iterator[np.ndarray]:
     """The split's images in order, each (H, W, C) uint8."""
@@ -635,20 +636,6 @@ class Folder:
           yield np.asarray(im.convert(mode)).reshape(self.shape)
         except OSError as e:  # truncated or corrupt pixel data
           raise InputError(f"cannot read image {f}: {e}") from None
-
-
-def image_shape(headers: dict, where) -> tuple[int, int, int]:
-  """(height, width, channels) of images whose PIL (size, mode) `headers` gives by name;
-  InputError naming two that differ in size. Grey ('1', 'L') only if every one is."""
-  sizes = {size for size, _ in headers.values()}
-  if len(sizes) > 1:
-    first, (size, _) = next(iter(headers.items()))
-    odd = next(f for f, (other, _) in headers.items() if other != size)
-    raise InputError(f"{where}: images differ in size (width, height), e.g. image {odd} is "
-                     f"{headers[odd][0]} but image {first} is {size}")
-  grey = all(m in ("1", "L") for _, m in headers.values())
-  width, height = sizes.pop() if sizes else (1, 1)
-  return height, width, 1 if grey else 3
 
 
 def _open_image(path: pathlib.Path) -> Image.Image:

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from jaxclean.checks import InputError
+from jaxclean.errors import InputError
 from jaxclean.models.cnn import CNN
 from jaxclean.models.finetuned import Finetuned
 from jaxclean.models.mlp import MLP
