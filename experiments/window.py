@@ -97,7 +97,7 @@ def curve_row(path, tau=0.085, soft=0.15, epochs=15):
   counts = [int(scores_lib.confident_count(replay(logits, labels, copies, 2.0, e)[0],
                                            labels, c)[0]) for e in range(1, epochs + 1)]
   _, window = replay(logits, labels, copies, tau, epochs, soft=soft)
-  history = pd.DataFrame(dict(epoch=range(epochs), early=np.arange(epochs) < window,
+  history = pd.DataFrame(dict(epoch=range(1, epochs + 1), early=np.arange(epochs) < window,
                               estimated_wrong_labels=counts))
   low, high = protocol.count_interval(history, 1)
   return dict(case=os.path.basename(path), wrong=wrong, closes_after=window,

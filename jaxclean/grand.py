@@ -13,7 +13,7 @@ only the originals are scored, each with its given label, by the cross-entropy o
 model's outputs (the extra class competes: the gradient of the loss the model trains on).
 
 `config.grand.epochs`: -1 off, 0 at initialisation, k > 0 after k epochs of the detection
-run (`After.on_epoch_end`, called by `train.fit`).
+run (`After`, a piece of `train.fit`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxclean import epoch as epoch_lib
 from jaxclean import outputs, parallel, train
 from jaxclean.data import pipeline
 
@@ -65,11 +66,11 @@ def grand(state, images, labels: np.ndarray, mean, std, batch_size: int, mesh) -
   return out.mean(0)
 
 
-class After:
+class After(epoch_lib.Piece):
   """GraNd of the detection run's model after `config.grand.epochs` epochs, on the training
   split of `ds` with `labels` (the originals); the model has `num_classes` outputs.
 
-  Pass `on_epoch_end` to `train.fit`, then read `value()` (None when off). The values
+  Pass it among `train.fit`'s `pieces`, then read `value()` (None when off). The values
   are saved in `workdir/grand_epoch<k>.npy` (process 0) as they are computed, so a run
   resumed past epoch k, or restored finished, still has them; at initialisation they are
   recomputed from `train.create_train_state`, which is deterministic.
@@ -89,9 +90,9 @@ class After:
       with outputs.atomic_path(self.path) as tmp, open(tmp, "wb") as f:
         np.save(f, self.values)
 
-  def on_epoch_end(self, epoch: int, state) -> None:
-    if epoch + 1 == self.epochs:
-      self._compute(state)
+  def end(self, e: epoch_lib.End) -> None:
+    if e.number == self.epochs:
+      self._compute(e.state)
 
   def value(self) -> np.ndarray | None:
     if self.epochs < 0:

@@ -122,18 +122,17 @@ def record(config, ds: data_lib.Dataset, labels: np.ndarray, workdir: str, mesh)
   and GraNd of the originals with `config.grand.epochs` >= 0 (the first run's model)."""
   classes = ds.num_classes + (config.aum.threshold_samples != "none")
   after = grand_lib.After(config, ds, labels, classes, mesh, workdir)
-  found = _record(config, ds, labels, workdir, mesh, after.on_epoch_end)
+  found = _record(config, ds, labels, workdir, mesh, after)
   found.grand = after.value()
   return found
 
 
-def _record(config, ds, labels, workdir, mesh, on_epoch_end) -> Recorded:
-  """`record` less GraNd; `on_epoch_end` goes to `train.fit` of the first run."""
+def _record(config, ds, labels, workdir, mesh, after: grand_lib.After) -> Recorded:
+  """`record` less GraNd; `after` is a piece of `train.fit` of the first run."""
   mean, std = ds.mean_std()
   eval_step = train.make_eval_step(mean, std, mesh, ds.num_classes)
   if config.aum.threshold_samples == "copies":
-    return _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step,
-                               on_epoch_end)
+    return _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step, after)
   two_runs = config.aum.threshold_samples == "two_runs"
   runs = []
   for run in range(2 if two_runs else 1):
@@ -144,7 +143,7 @@ def _record(config, ds, labels, workdir, mesh, on_epoch_end) -> Recorded:
     result = train.fit(config, ds.train.images, run_labels, classes,
                        os.path.join(workdir, f"threshold_run{run}") if two_runs else workdir,
                        mean, std, test=ds.test, mesh=mesh, eval_classes=ds.num_classes,
-                       wrong_rows=samples, on_epoch_end=None if run else on_epoch_end)
+                       wrong_rows=samples, pieces=() if run else (after,))
     runs.append((result, _predict(eval_step, result.state, ds, labels, config, mesh), samples))
   if not two_runs:
     result, predicted, _ = runs[0]
@@ -169,7 +168,7 @@ def _predict(eval_step, state, ds, labels, config, mesh) -> np.ndarray:
 
 
 def _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step,
-                        on_epoch_end=None) -> Recorded:
+                        after: grand_lib.After) -> Recorded:
   """One run on the originals plus N // C copies labelled with the extra class C."""
   n, c = len(labels), ds.num_classes
   sources = threshold.copy_sources(n, c, config.seed)
@@ -179,7 +178,7 @@ def _record_with_copies(config, ds, labels, workdir, mesh, mean, std, eval_step,
   result = train.fit(config, images, run_labels, c + 1, workdir, mean, std, test=ds.test,
                      mesh=mesh, eval_classes=c,
                      margin_classes=c if config.aum.copies_margin == "real" else None,
-                     wrong_rows=np.arange(n, len(run_labels)), on_epoch_end=on_epoch_end,
+                     wrong_rows=np.arange(n, len(run_labels)), pieces=(after,),
                      drop=_drop_flagged(config, labels, c) if in_run else None)
   predicted = _predict(eval_step, result.state, ds, labels, config, mesh)
   if not config.record_dynamics:
@@ -224,7 +223,7 @@ def in_run_summary(found: Recorded, is_noisy: np.ndarray | None) -> dict:
   h = found.history
   dropped = h["epoch"][h["kept"] < len(found.kept) + found.copies.seen.shape[-1]]
   removed = ~found.kept
-  return dict(method="in_run", epoch=int(dropped.iloc[0]) + 1 if len(dropped) else None,
+  return dict(method="in_run", epoch=int(dropped.iloc[0]) if len(dropped) else None,
               removed=int(removed.sum()), kept=int(found.kept.sum()),
               test_accuracy=float(found.history["test_accuracy"].iloc[-1]),
               **clean.precision_recall(removed, is_noisy))
@@ -324,7 +323,7 @@ def count_interval(history: pd.DataFrame, skip_epochs: int) -> list[int] | None:
   than two recorded epochs."""
   if "estimated_wrong_labels" not in history:
     return None
-  window = history[history["early"].astype(bool) & (history["epoch"] >= skip_epochs)]
+  window = history[history["early"].astype(bool) & (history["epoch"] > skip_epochs)]
   counts = window["estimated_wrong_labels"].dropna().to_numpy(float)
   if len(counts) < 2:
     return None

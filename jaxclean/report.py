@@ -34,6 +34,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from jaxclean import history as history_lib
 from jaxclean import outputs
 from jaxclean import review as review_lib
 from jaxclean.errors import InputError
@@ -94,7 +95,7 @@ def _read_run(workdir: str) -> dict:
               detection=opt("detection.json", _read_json),
               flagged=opt("flagged.csv", _read_csv),
               threshold_samples=opt("threshold_samples.csv", _read_csv),
-              history=opt("history.csv", _read_csv),
+              history=opt("history.csv", lambda w, n: history_lib.one_based(_read_csv(w, n))),
               config=opt("config.json", _read_json))
 
 
@@ -427,7 +428,7 @@ def _curves(history) -> str | None:
   if history is None or "epoch" not in history.columns or len(history) == 0:
     return None
   from matplotlib.ticker import MaxNLocator
-  epoch = history["epoch"].to_numpy(np.float64) + 1
+  epoch = history["epoch"].to_numpy(np.float64)
   fig, axes = _figure(10, 3.6, 2)
   drew = False
   for ax, metric, title in ((axes[0], "loss", "Loss"), (axes[1], "accuracy", "Accuracy")):
@@ -460,7 +461,7 @@ def _count_curve(history, summary: dict) -> str | None:
   from matplotlib.ticker import MaxNLocator
   window = history[history["early"].astype(bool)]
   count = pd.to_numeric(window["estimated_wrong_labels"], errors="coerce").to_numpy(np.float64)
-  epoch = window["epoch"].to_numpy(np.float64) + 1
+  epoch = window["epoch"].to_numpy(np.float64)
   ok = np.isfinite(count)
   ok &= np.cumsum(ok & (count > 0)) > 0  # 0 until the window's first presentation
   if not ok.any():

@@ -9,7 +9,7 @@ statistic and record carries a leading member axis, and the members are
 `jax.vmap`ped over it. What to train on and what to do with the records is
 the protocol's business (`jaxclean.protocol`); nothing here writes results.
 
-Cleaning inside the run (`fit`'s `drop`): a `keep` mask of the rows, folded into the
+Cleaning inside the run (`Clean`, with `fit`'s `drop`): a `keep` mask of the rows, folded into the
 padding mask, takes dropped rows out of the loss, the metrics and the records while
 they stay in the batches, so the data order, the steps and the schedule are those of
 the run without the drop, and a resumed run is exact.
@@ -23,27 +23,28 @@ import hashlib
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
-import tqdm
 import tqdm.auto
 from absl import logging
 import flax
 from flax.training import train_state
 
 from jaxclean import checkpoint as checkpoint_lib
-from jaxclean import outputs, parallel, rng, trajectories
+from jaxclean import epoch as epoch_lib
+from jaxclean import history as history_lib
+from jaxclean import parallel, rng, trajectories
 from jaxclean import records as records_lib
 from jaxclean import scores as scores_lib
 from jaxclean.augment import augment
 from jaxclean.data import arrays, pipeline
 from jaxclean import models
-from jaxclean.checks import InputError
+from jaxclean.errors import InputError
 from jaxclean.optim import make_optimizer
 
 # Settings that change neither the model nor its records: a run may resume with others.
@@ -304,184 +305,223 @@ def _check_finite(metrics: dict, step: int) -> dict:
   return out
 
 
-def _restore(ckpt, tree: dict, history: list[dict], steps_per_epoch: int, total_steps: int):
-  """(start step, tree, history) from the newest readable checkpoint, or step 0 as given."""
-  restored = ckpt.restore(tree)
-  if not restored:
-    return 0, tree, history
-  start, tree = restored
-  logging.info("resumed from step %d of %d", start, total_steps)
-  return start, tree, [h for h in history if h["epoch"] < start // steps_per_epoch]
+class Meter(epoch_lib.Piece):
+  """The epoch's training metrics, (sum, count) pairs kept on the device and checkpointed
+  (`sums`) so that an epoch resumed mid-way logs the whole epoch; the progress bar; the
+  row's first columns. With several processes at most one step is in flight: with many
+  collective programs queued, XLA's CPU client (gloo) can deadlock across processes."""
+
+  def __init__(self, config, mesh, steps_per_epoch: int, show: bool):
+    self.zero = parallel.replicate({k: np.float32(0) for k in ("loss", "correct", "count")}, mesh)
+    self.epochs, self.every, self.show = config.num_epochs, config.log_every_steps, show
+    self.total, self.sums = config.num_epochs * steps_per_epoch, self.zero
+    self.prev = self.t0 = self.bar = None
+
+  def saved(self) -> dict:
+    return dict(sums=self.sums)
+
+  def restore(self, tree: dict, epochs: int) -> None:
+    self.sums = tree["sums"]
+
+  def before_step(self) -> dict:
+    self.t0 = self.t0 or time.time()  # the epoch's clock starts at its first step
+    return {}
+
+  def after_step(self, step: int, metrics: dict) -> None:
+    if self.bar is None:  # tqdm.auto: a widget in a notebook; disable=None: off where stderr
+      self.bar = tqdm.auto.tqdm(  # is no terminal
+          total=self.total, initial=step, disable=None if self.show else True, unit="step",
+          dynamic_ncols=True, leave=False)
+    if self.prev is not None and jax.process_count() > 1:
+      jax.block_until_ready(self.prev)
+    # Read the previous step's metrics: they are ready, so the device never waits.
+    if self.prev is not None and step % self.every == 0:
+      self.bar.set_postfix(loss=_check_finite(self.prev, step - 1)["loss"]
+                           / max(float(self.prev["count"]), 1))
+    self.prev, self.step = metrics, step
+    self.sums = jax.tree.map(jnp.add, self.sums, metrics)
+    self.bar.update(1)
+
+  def end(self, e: epoch_lib.End) -> None:
+    e.sums = _check_finite(self.sums, self.step)
+    e.row.update(epoch=e.number, train_loss=e.sums["loss"] / e.sums["count"],
+                 train_accuracy=e.sums["correct"] / e.sums["count"],
+                 seconds=time.time() - self.t0)
+    self.sums, self.t0 = self.zero, None
+    if e.number == self.epochs:
+      self.bar.close()
 
 
-def make_watch(wrong_rows: np.ndarray, labels: np.ndarray, num_classes: int) -> Callable:
+@functools.partial(jax.jit, static_argnames="num_classes")
+def _watch(r: records_lib.Records, rows, others, other_labels, num_classes: int) -> dict:
+  count = scores_lib.confident_count(jax.tree.map(lambda a: a[:, others], r), other_labels,
+                                     num_classes)[0]
+  return dict(copies_accuracy=jnp.mean(r.correct[:, rows]),
+              copies_probability=jnp.mean(jnp.exp(-r.loss[:, rows])),
+              estimated_wrong_labels=count)
+
+
+def make_watch(wrong_rows: np.ndarray, labels: np.ndarray, num_classes: int, mesh) -> Callable:
   """What each epoch logs of the early window, from the records (jitted, on device): the
   wrong rows' training accuracy and mean probability of their label, which close the
   window, and `estimated_wrong_labels` among the other rows (`scores.confident_count`
-  over the first `num_classes` classes) had the window closed after this epoch."""
+  over the first `num_classes` classes) had the window closed after this epoch. The rows
+  and labels are arguments of the jitted function, placed once: as constants, XLA would
+  fold them into the program (seconds per epoch at a million examples)."""
   wrong = np.zeros(len(labels), bool)
   wrong[wrong_rows] = True
-  rows, others = jnp.asarray(np.flatnonzero(wrong)), jnp.asarray(np.flatnonzero(~wrong))
-  other_labels = jnp.asarray(labels[~wrong])
+  args = parallel.replicate((np.flatnonzero(wrong).astype(np.int32),
+                             np.flatnonzero(~wrong).astype(np.int32),
+                             np.asarray(labels)[~wrong].astype(np.int32)), mesh)
+  return lambda r: {k: v.item() for k, v in parallel.fetch(_watch(r, *args, num_classes)).items()}
 
-  @jax.jit
-  def watch(r: records_lib.Records) -> dict:
-    count = scores_lib.confident_count(jax.tree.map(lambda a: a[:, others], r),
-                                       other_labels, num_classes)[0]
-    return dict(copies_accuracy=jnp.mean(r.correct[:, rows]),
-                copies_probability=jnp.mean(jnp.exp(-r.loss[:, rows])),
-                estimated_wrong_labels=count)
 
-  return watch
+class Window(epoch_lib.Piece):
+  """The early window: `early` (a step input, checkpointed) is True until it closes. Rows
+  `wrong_rows` are wrong by construction (threshold examples), so how well the model fits
+  their labels shows when it starts to memorise wrong labels; the window closes after the
+  first epoch (from the `early.min_epochs`-th on) in which their training accuracy reaches
+  `early.copies_accuracy` or their mean probability of their label (at the last
+  presentation) `early.copies_probability`, and the records' early fields stop there.
+  Without such rows (or records) it spans the whole run. Each row logs `early` and the
+  watched values (`make_watch`). After `end`: `open` (it stays open), `closed` (it closed
+  at this epoch)."""
+
+  def __init__(self, config, wrong_rows, labels: np.ndarray, num_classes: int, mesh):
+    self.config, self.mesh = config.early, mesh
+    self.early = parallel.replicate(np.bool_(True), mesh)
+    self.watch = (make_watch(wrong_rows, labels, num_classes, mesh) if config.record_dynamics
+                  and wrong_rows is not None and len(wrong_rows) else None)
+    self.open = self.closed = False
+
+  def saved(self) -> dict:
+    return dict(early=self.early)
+
+  def restore(self, tree: dict, epochs: int) -> None:
+    self.early = tree["early"]
+
+  def before_step(self) -> dict:
+    return dict(early=self.early)
+
+  def end(self, e: epoch_lib.End) -> None:
+    was = e.row["early"] = bool(parallel.fetch(self.early))
+    self.open = was
+    if self.watch is not None:  # on every process: a reduction over records sharded across them
+      e.row.update(self.watch(e.records))
+      c = self.config
+      self.open &= not (e.number >= c.min_epochs and (
+          e.row["copies_accuracy"] >= c.copies_accuracy
+          or e.row["copies_probability"] >= c.copies_probability))
+    self.closed = was and not self.open
+    if self.closed:
+      self.early = parallel.replicate(np.bool_(False), self.mesh)
+
+
+class Evaluation(epoch_lib.Piece):
+  """The `test` split's accuracy and loss in the row, every `eval_every_epochs` epochs and
+  always after the last, predicting among the first `classes` outputs."""
+
+  def __init__(self, config, test, mean, std, mesh, classes: int | None):
+    self.config, self.test, self.mesh = config, test, mesh
+    self.step = make_eval_step(mean, std, mesh, classes)
+
+  def end(self, e: epoch_lib.End) -> None:
+    every = self.config.eval_every_epochs
+    if (every and e.number % every == 0) or e.number == self.config.num_epochs:
+      e.row["test_accuracy"], e.row["test_loss"], _ = evaluate(
+          self.step, e.state, self.test.images, self.test.labels, self.config.batch_size,
+          self.mesh)
+
+
+class Clean(epoch_lib.Piece):
+  """Cleaning inside the run: `drop(host records, window open)` is called once, on every
+  process, at the end of epoch `clean.at_epoch` (0: the epoch in which `window` closes), and
+  returns the rows to train on no longer. From the next step on they are masked out of the
+  loss, the metrics and the records (`keep`, a step input, checkpointed; a run without
+  `drop` has none, so it reads the checkpoints of older versions); with
+  `clean.fresh_optimizer` the optimiser's state is made anew (`fresh_optimizer`). Each row
+  has `trained` (the rows in the epoch's loss) and `kept` (those kept for the next)."""
+
+  def __init__(self, config, drop: Callable, window: Window, num_examples: int, mesh):
+    self.config, self.drop, self.window, self.mesh = config.clean, drop, window, mesh
+    self.keep = parallel.replicate(np.ones(num_examples, bool), mesh)
+
+  def saved(self) -> dict:
+    return dict(keep=self.keep)
+
+  def restore(self, tree: dict, epochs: int) -> None:
+    self.keep = tree["keep"]
+
+  def before_step(self) -> dict:
+    return dict(keep=self.keep)
+
+  def end(self, e: epoch_lib.End) -> None:
+    keep = parallel.fetch(self.keep).copy()
+    if e.number == self.config.at_epoch if self.config.at_epoch else self.window.closed:
+      keep[self.drop(e.host(), self.window.open)] = False
+      self.keep = parallel.replicate(keep, self.mesh)
+      if self.config.fresh_optimizer:
+        e.state = jax.jit(fresh_optimizer, out_shardings=parallel.replicated(self.mesh))(e.state)
+    e.row.update(trained=e.sums["count"], kept=int(keep.sum()))
 
 
 def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdir: str,
         mean: np.ndarray, std: np.ndarray, test=None, mesh=None, eval_classes=None,
         margin_classes=None, wrong_rows: np.ndarray | None = None,
-        on_epoch_end: Callable | None = None,
-        drop: Callable[[records_lib.Records, bool], np.ndarray] | None = None) -> FitResult:
+        drop: Callable[[records_lib.Records, bool], np.ndarray] | None = None,
+        pieces: Sequence[epoch_lib.Piece] = ()) -> FitResult:
   """Trains `config.ensemble` models on (images, labels), recording per-example dynamics.
 
-  Resumes from the newest readable checkpoint in `workdir/checkpoints`; a run
-  that already finished is restored, not retrained. Checkpoints of a run with
-  other settings or data are refused (`checkpoint.ConfigMismatch`), never
-  overwritten. `test` (a split with images and labels) is evaluated every
-  `eval_every_epochs` epochs and always after the last, predicting among the
-  first `eval_classes` outputs; `margin_classes` is `make_train_step`'s.
-
-  The early window: rows `wrong_rows` are wrong by construction (threshold
-  examples), so how well the model fits their labels shows when it starts to memorise
-  wrong labels; the window closes after the first epoch (from the
-  `config.early.min_epochs`-th on) in which their training accuracy reaches
-  `config.early.copies_accuracy` or their mean probability of their label (at the last
-  presentation) `config.early.copies_probability`, and the records' early fields stop
-  there, whatever the number of epochs. Without such rows it spans the whole run.
-  history.csv logs the watched values per epoch (`make_watch`), the count of wrong
-  labels had the window closed there included.
-
-  `on_epoch_end(epoch, state)` is called on every process after each epoch trained here
-  (not after those a resumed run restored), before its checkpoint (e.g. `grand.After`).
-
-  Cleaning inside the run: `drop(host records, window_open)` is called once, on every
-  process, at the end of the epoch `config.clean.at_epoch` (1-based; 0: the epoch in
-  which the early window closes), and returns the rows to train on no longer. From the
-  next step on they are masked out of the loss, the metrics and the records (`keep`,
-  checkpointed with the state; a run without `drop` has none, so it reads the checkpoints
-  of older versions); with `config.clean.fresh_optimizer` the optimiser's state is made
-  anew (`fresh_optimizer`). history.csv then has `trained` (the rows
-  in the epoch's loss) and `kept` (the rows kept for the next epoch) per epoch.
+  Resumes from the newest readable checkpoint in `workdir/checkpoints` (a finished run is
+  restored, not retrained; another run's are refused: `checkpoint.ConfigMismatch`). At each
+  epoch's end the pieces (`epoch.Piece`) run in order: `Meter`, the early `Window` over
+  `wrong_rows`, `Evaluation` of `test` (among the first `eval_classes` outputs), `Clean`
+  with `drop`, `history.History`, `trajectories.Writer`, then `pieces` (e.g. `grand.After`).
+  `margin_classes` is `make_train_step`'s.
   """
   mesh = mesh or parallel.make_mesh(config.num_devices)
-  n, bs = len(labels), config.batch_size
-  spe = pipeline.steps_per_epoch(n, bs)
-  total_steps = config.num_epochs * spe
+  n, shape, lead = len(labels), images.shape[1:], jax.process_index() == 0
+  spe = pipeline.steps_per_epoch(n, config.batch_size)
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                      keep=config.checkpoint.keep,
                                      every_steps=config.checkpoint.every_steps,
                                      identity=run_identity(config, images, labels, num_classes))
-  state = create_train_state(config, model_for(config, num_classes, images.shape[1:]),
-                             images.shape[1:], spe)
+  state = create_train_state(config, model_for(config, num_classes, shape), shape, spe)
+  state, key = parallel.replicate((state, rng.key(config.seed, "augment")), mesh)
   records = init_records(n, config.ensemble, mesh, config.shard_records)
-  # Running (sum, count) metrics of the current epoch, checkpointed with the state
-  # so that an epoch resumed mid-way still logs the whole epoch.
-  zero_sums = parallel.replicate({k: np.float32(0) for k in ("loss", "correct", "count")}, mesh)
-  state, step_key, early, keep = parallel.replicate(
-      (state, rng.key(config.seed, "augment"), np.bool_(True),
-       None if drop is None else np.ones(n, bool)), mesh)
-  history_path = os.path.join(workdir, "history.csv")
-  history = pd.read_csv(history_path).to_dict("records") if os.path.exists(history_path) else []
-  epoch_sums = zero_sums
-  # What a checkpoint holds, read when called (the loop rebinds these names).
-  saved = lambda: dict(state=state, records=records, sums=epoch_sums, early=early,
-                       **({} if keep is None else dict(keep=keep)))
-  start, tree, history = _restore(ckpt, saved(), history, spe, total_steps)
-  state, records, epoch_sums, early = tree["state"], tree["records"], tree["sums"], tree["early"]
-  keep = tree.get("keep")
-  watch = (None if wrong_rows is None or not len(wrong_rows) or not config.record_dynamics
-           else make_watch(wrong_rows, labels, eval_classes or num_classes))
-
+  window = Window(config, wrong_rows, labels, eval_classes or num_classes, mesh)
+  clean = None if drop is None else Clean(config, drop, window, n, mesh)
+  history = history_lib.History(workdir, config.num_epochs, lead, config.progress and lead)
+  pieces = [p for p in (
+      Meter(config, mesh, spe, config.progress and lead), window,
+      test is not None and Evaluation(config, test, mean, std, mesh, eval_classes), clean, history,
+      config.trajectories and config.record_dynamics and trajectories.Writer(workdir, lead))
+            if p] + list(pieces)
+  saved = lambda: dict(state=state, records=records, **{k: v for p in pieces
+                                                        for k, v in p.saved().items()})
+  start, tree = ckpt.restore(saved()) or (0, saved())
+  if start:
+    logging.info("resumed from step %d of %d", start, config.num_epochs * spe)
+  state, records = tree["state"], tree["records"]
+  for p in pieces:
+    p.restore(tree, start // spe)
   train_step = make_train_step(config, mean, std, spe, config.record_dynamics, margin_classes,
                                eval_classes)
-  eval_step = make_eval_step(mean, std, mesh, eval_classes)
-
-  show = config.progress and jax.process_index() == 0
-
-  def end_epoch(epoch: int, sums: dict, seconds: float) -> tuple[bool, np.ndarray | None]:
-    """Logs the epoch (evaluating when due), writes its history and trajectories; says
-    whether the early window stays open, and the new keep mask when rows are dropped."""
-    row = dict(epoch=epoch, train_loss=sums["loss"] / sums["count"],
-               train_accuracy=sums["correct"] / sums["count"], seconds=seconds,
-               early=bool(parallel.fetch(early)))
-    still_early = row["early"]
-    if watch is not None:  # on every process: a reduction over records sharded across them
-      row.update({k: v.item() for k, v in parallel.fetch(watch(records)).items()})
-      still_early &= not (epoch + 1 >= config.early.min_epochs and (
-          row["copies_accuracy"] >= config.early.copies_accuracy
-          or row["copies_probability"] >= config.early.copies_probability))
-    every = config.eval_every_epochs
-    if test is not None and ((every and (epoch + 1) % every == 0)
-                             or epoch + 1 == config.num_epochs):
-      row["test_accuracy"], row["test_loss"], _ = evaluate(
-          eval_step, state, test.images, test.labels, bs, mesh)
-    due = drop is not None and (epoch + 1 == config.clean.at_epoch if config.clean.at_epoch
-                                else row["early"] and not still_early)
-    # On every process: fetching records sharded over processes is a collective.
-    host = (host_records(records, n) if (config.trajectories and config.record_dynamics)
-            or due else None)
-    new_keep = None
-    if drop is not None:
-      new_keep = parallel.fetch(keep).copy()
-      if due:
-        new_keep[drop(host, still_early)] = False
-      row.update(trained=sums["count"], kept=int(new_keep.sum()))
-    history.append(row)
-    logging.info("epoch %d: %s", epoch, row)
-    if show and "test_accuracy" in row:  # one line per evaluated epoch, above the bar
-      tqdm.tqdm.write(f"epoch {epoch + 1}/{config.num_epochs}: train loss "
-                      f"{row['train_loss']:.4f}, accuracy {row['train_accuracy']:.4f}; test "
-                      f"accuracy {row['test_accuracy']:.4f} ({row['seconds']:.1f} s)")
-    if jax.process_index() == 0:  # logs first: a restart drops rows past its checkpoint
-      outputs.write_table(history_path, pd.DataFrame(history))
-      if host is not None and config.trajectories:
-        trajectories.write(workdir, epoch, host)
-    return still_early, new_keep if due else None
-
-  # tqdm.auto: a widget in a notebook; disable=None turns the bar off where stderr is no terminal.
-  bar = tqdm.auto.tqdm(total=total_steps, initial=start, disable=None if show else True,
-                       unit="step", dynamic_ncols=True, leave=False)
-  prev, t0 = None, time.time()
   with jax.set_mesh(mesh):
-    for step, _, _, batch in pipeline.batches(images, labels, bs, config.seed, mesh,
-                                              range(start, total_steps)):
-      state, records, metrics = train_step(state, records, batch, step_key, early, keep)
-      if prev is not None and jax.process_count() > 1:
-        # Keep at most one step in flight: with many collective programs queued,
-        # XLA's CPU client (gloo) can deadlock across processes.
-        jax.block_until_ready(prev)
-      # Read the previous step's metrics: they are ready, so the device never waits.
-      if prev is not None and step % config.log_every_steps == 0:
-        bar.set_postfix(loss=_check_finite(prev, step - 1)["loss"] / max(float(prev["count"]), 1))
-      prev = metrics
-      epoch_sums = jax.tree.map(jnp.add, epoch_sums, metrics)
-      bar.update(1)
-      done = step + 1
-      if done % spe == 0:
-        still_early, new_keep = end_epoch(step // spe, _check_finite(epoch_sums, step),
-                                          time.time() - t0)
-        if not still_early:
-          early = parallel.replicate(np.bool_(False), mesh)
-        if new_keep is not None:
-          keep = parallel.replicate(new_keep, mesh)
-          if config.clean.fresh_optimizer:
-            state = jax.jit(fresh_optimizer,
-                            out_shardings=parallel.replicated(mesh))(state)
-        if on_epoch_end is not None:
-          on_epoch_end(step // spe, state)
-        epoch_sums, t0 = zero_sums, time.time()
-      ckpt.maybe_save(done, saved(), force=done % spe == 0)
-  bar.close()
+    for step, _, _, batch in pipeline.batches(images, labels, config.batch_size, config.seed,
+                                              mesh, range(start, config.num_epochs * spe)):
+      inputs = {k: v for p in pieces for k, v in p.before_step().items()}
+      state, records, metrics = train_step(state, records, batch, key, **inputs)
+      for p in pieces:
+        p.after_step(step, metrics)
+      if (step + 1) % spe == 0:
+        end = epoch_lib.End((step + 1) // spe, state, records, lambda: host_records(records, n))
+        for p in pieces:
+          p.end(end)
+        state = end.state
+      ckpt.maybe_save(step + 1, saved(), force=(step + 1) % spe == 0)
   ckpt.close()
   return FitResult(state=state,
                    records=host_records(records, n) if config.record_dynamics else None,
-                   history=pd.DataFrame(history),
-                   keep=np.ones(n, bool) if keep is None else parallel.fetch(keep))
+                   history=history.frame(),
+                   keep=np.ones(n, bool) if clean is None else parallel.fetch(clean.keep))

@@ -142,9 +142,9 @@ def test_confident_count_matches_reference_and_recovers_a_known_mixture():
 
 
 def test_count_interval_steps_one_epoch_either_way_and_widens_by_15_percent():
-  h = pd.DataFrame(dict(epoch=range(5), early=[True, True, True, True, False],
+  h = pd.DataFrame(dict(epoch=range(1, 6), early=[True, True, True, True, False],
                         estimated_wrong_labels=[0, 900, 600, 500, 500]))
-  # Epoch 0 is before the window (skip 1); the last two window counts are 600 and 500,
+  # Epoch 1 is before the window (skip 1); the last two window counts are 600 and 500,
   # so one epoch later would be about 400: [0.85 * 400, 1.15 * 600].
   assert protocol.count_interval(h, 1) == [340, 690]
   h["estimated_wrong_labels"] = [0, 400, 500, 600, 600]  # a rising count: 500-700

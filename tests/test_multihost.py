@@ -220,6 +220,6 @@ def test_only_process_zero_writes_outputs(runs):
   pd.testing.assert_frame_equal(df, pd.read_parquet(runs["two"] / "scores.parquet"),
                                 check_dtype=False)
   history = pd.read_csv(runs["two"] / "history.csv")
-  assert history["epoch"].tolist() == list(range(EPOCHS))
+  assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))
   steps = sorted(int(d) for d in os.listdir(runs["two"] / "checkpoints") if d.isdigit())
   assert steps == [STEPS_PER_EPOCH * (e + 1) for e in range(EPOCHS)]

@@ -91,7 +91,7 @@ def make_workdir(workdir, labels, class_names, data_config=None, image_shape=Non
   train_loss = 2.2 * np.exp(-epoch / 3) + 0.9
   test_loss = np.where(epoch % 2 == 1, 1.8 * np.exp(-epoch / 3) + 0.35, np.nan)
   test_loss[-1] = 1.8 * np.exp(-epoch[-1] / 3) + 0.35
-  history = pd.DataFrame(dict(epoch=epoch, train_loss=train_loss,
+  history = pd.DataFrame(dict(epoch=epoch + 1, train_loss=train_loss,
                               train_accuracy=0.68 - 0.55 * np.exp(-epoch / 2.5),
                               seconds=1.0 + 0 * epoch,
                               test_accuracy=np.where(np.isnan(test_loss), np.nan,

@@ -186,7 +186,7 @@ def test_killed_run_resumes_mid_epoch_to_the_same_scores(runs):
   exact = _assert_same_scores(ref, got)
   print(f"resumed at step {step}: scores.csv bitwise equal to the reference: {exact}")
   history = pd.read_csv(runs["killed"] / "history.csv")
-  assert history["epoch"].tolist() == list(range(EPOCHS))  # no duplicated epoch rows
+  assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))  # no duplicated epoch rows
   ref_history = pd.read_csv(runs["ref"] / "history.csv")
   np.testing.assert_allclose(history["test_accuracy"], ref_history["test_accuracy"])
   # The resumed epoch's training metrics cover the whole epoch, not just its tail.

@@ -137,3 +137,47 @@ def test_trajectories_agree_with_streaming_scores(digits_config, tmp_path):
                                 margin[:, [3, 1]])
   with pytest.raises(FileNotFoundError, match="trajectories"):
     trajectories.read(str(tmp_path / "nope"), "margin")
+
+
+def test_watch_takes_the_rows_as_arguments(monkeypatch):
+  """The early window's watch against numpy, compiled with the rows and labels as arguments:
+  its program is as small at 100,000 examples as at 1,000 (as constants, XLA folds them)."""
+  from jaxclean import records as records_lib
+  from jaxclean import scores as scores_lib
+  real, programs = train._watch, []
+  monkeypatch.setattr(train, "_watch",
+                      lambda *a: programs.append(len(real.lower(*a).as_text())) or real(*a))
+  mesh = parallel.make_mesh(1)
+  for n in (1_000, 100_000):
+    rng = np.random.default_rng(n)
+    labels, wrong = rng.integers(0, 4, n), rng.choice(n, n // 10, replace=False)
+    r = jax.vmap(lambda _: records_lib.init(n))(np.arange(2))
+    r = r.replace(correct=rng.random((2, n)) < 0.3, loss=rng.random((2, n), np.float32),
+                  early_seen=np.ones((2, n), np.int16),
+                  early_prob=rng.random((2, n), np.float32),
+                  early_other=rng.random((2, n), np.float32),
+                  suggested=rng.integers(0, 4, (2, n)).astype(np.int16),
+                  suggested_vote=np.ones((2, n), np.float32))
+    got = train.make_watch(wrong, labels, 4, mesh)(r)
+    others = np.setdiff1d(np.arange(n), wrong)
+    assert got["copies_accuracy"] == pytest.approx(np.asarray(r.correct)[:, wrong].mean())
+    assert got["copies_probability"] == pytest.approx(
+        np.exp(-np.asarray(r.loss)[:, wrong]).mean(), rel=1e-5)
+    assert got["estimated_wrong_labels"] == int(scores_lib.confident_count(
+        jax.tree.map(lambda a: a[:, others], r), labels[others], 4)[0])
+  assert programs[1] < 1.2 * programs[0], programs
+
+
+def test_history_of_an_older_version_is_read_one_based(tmp_path):
+  """history.csv numbers epochs from 1; a resumed run's file from before (from 0) is shifted,
+  rows past the checkpoint dropped, and written back one-based."""
+  from jaxclean import epoch as epoch_lib
+  from jaxclean import history as history_lib
+  path = tmp_path / "history.csv"
+  pd.DataFrame(dict(epoch=[0, 1, 2], train_loss=[3.0, 2.0, 1.0])).to_csv(path, index=False)
+  h = history_lib.History(str(tmp_path), 4, lead=True, show=False)
+  h.restore({}, 2)  # a checkpoint after epoch 2: the file's third row is past it
+  assert [r["epoch"] for r in h.rows] == [1, 2]
+  h.end(epoch_lib.End(3, None, None, None, row=dict(epoch=3, train_loss=0.5)))
+  assert pd.read_csv(path)["epoch"].tolist() == [1, 2, 3]
+  assert history_lib.one_based(pd.read_csv(path))["epoch"].tolist() == [1, 2, 3]
