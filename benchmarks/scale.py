@@ -5,6 +5,7 @@
   python benchmarks/scale.py --sections pipeline  # sections 4-6 only (~2 GB of files in /tmp)
   python benchmarks/scale.py --sections sharded --shard_n 1e6   # replicated vs sharded records
   python benchmarks/scale.py --sections update --min_n 1e8 --max_n 1e9 --shard_records  # one GPU
+  python benchmarks/scale.py --smoke              # every section at a tiny size (the suite's)
 
 Prints, as ratios measured side by side in one run:
 1. the record update versus the rest of a train step (small CNN, batch 256)
@@ -179,12 +180,12 @@ def memory(ns):
   return rows
 
 
-def devices(batch, repeats):
+def devices(batch, repeats, counts=(1, 2, 4, 8)):
   """Step time (with records) on 1, 2, 4, 8 fake devices, same global batch."""
   import jax
   from jaxclean import parallel
   rows = []
-  for d in (1, 2, 4, 8):
+  for d in counts:
     mesh = parallel.make_mesh(d)
     _, state, recs, b, key, steps, _ = _setup(batch, 60000, mesh)
     box = dict(state=state, recs=recs)
@@ -201,14 +202,13 @@ def devices(batch, repeats):
   return rows
 
 
-def pipeline(batch, repeats):
+def pipeline(batch, repeats, n=60000):
   """Host batch building vs the step, and steps with batches built inline or read ahead."""
   import jax
   import numpy as np
   from jaxclean import parallel
   from jaxclean.data import pipeline as pipe
   mesh = parallel.make_mesh(1)
-  n = 60000
   _, state, recs, b, key, steps, _ = _setup(batch, n, mesh)
   images = np.random.default_rng(0).integers(0, 255, (n, 28, 28, 1)).astype(np.uint8)
   labels = np.random.default_rng(1).integers(0, 10, n).astype(np.int32)
@@ -223,7 +223,7 @@ def pipeline(batch, repeats):
   def run(source):
     start = time.perf_counter()
     for *_, bb in source:
-      box["state"], box["recs"], m = steps[True](box["state"], box["recs"], bb, key)
+      box["state"], box["recs"], m = steps[True](box["state"], box["recs"], bb, key, True)
     jax.block_until_ready(m)
     return (time.perf_counter() - start) / repeats
 
@@ -296,8 +296,8 @@ def pipeline_scale(ns, batch, repeats):
   return rows
 
 
-def read_ahead(batch, rounds):
-  """Time per batch (after the first) of CIFAR-sized images read from an ArrayRecord file:
+def read_ahead(batch, rounds, n=50000):
+  """Time per batch (after the first) of `n` CIFAR-sized images read from an ArrayRecord file:
   built inline, read ahead by grain's threads (`pipeline.READ_OPTIONS`, what runs use), or by
   two grain worker processes (`mp_prefetch`)."""
   import grain
@@ -308,12 +308,12 @@ def read_ahead(batch, rounds):
   from jaxclean.data import convert
   from jaxclean.data import pipeline as pipe
   flags.FLAGS.mark_as_parsed()  # grain's worker processes read grain's absl flags
-  out = "/tmp/jaxclean_scale_cifar_arrayrecord"
-  if not os.path.exists(os.path.join(out, "meta.json")):  # 50k random 32x32x3 images, once
+  out = "/tmp/jaxclean_scale_cifar_arrayrecord" + ("" if n == 50000 else f"_{n}")
+  if not os.path.exists(os.path.join(out, "meta.json")):  # n random 32x32x3 images, once
     rng = np.random.default_rng(0)
     npz = out + ".npz"
-    np.savez(npz, x_train=rng.integers(0, 256, (50000, 32, 32, 3), np.uint8),
-             y_train=rng.integers(0, 10, 50000), x_test=np.zeros((1, 32, 32, 3), np.uint8),
+    np.savez(npz, x_train=rng.integers(0, 256, (n, 32, 32, 3), np.uint8),
+             y_train=rng.integers(0, 10, n), x_test=np.zeros((1, 32, 32, 3), np.uint8),
              y_test=np.zeros(1, int))
     convert.convert(f"npz:{npz}", out)
     os.remove(npz)
@@ -382,7 +382,8 @@ def sharded(n, batch, repeats):
       if update is records.update_sharded or not shard:  # the two layouts `fit` runs
         box.update(state=state, step_recs=train.init_records(n, 1, mesh, shard))
         rows[-1]["step_moves_O_N_rows"] = _collectives(
-            steps[True].lower(state, box["step_recs"], b, key).compile(), n // mesh.size)[2]
+            steps[True].lower(state, box["step_recs"], b, key, True).compile(),
+            n // mesh.size)[2]
 
         def step(box=box, step_fn=steps[True], b=b, key=key):
           box["state"], box["step_recs"], m = step_fn(box["state"], box["step_recs"], b, key, True)
@@ -414,8 +415,13 @@ def main():
   p.add_argument("--shard_n", type=float, default=1e6, help="N of section 7")
   p.add_argument("--sections", default=",".join(SECTIONS),
                  help=f"comma-separated, of {', '.join(SECTIONS)} (pipeline: sections 4-6)")
+  p.add_argument("--smoke", action="store_true",
+                 help="every chosen section at a tiny size, to check that the script runs")
   p.add_argument("--memory_child", type=int, default=0, help=argparse.SUPPRESS)
   a = p.parse_args()
+  if a.smoke:
+    a.min_n, a.max_n, a.shard_n, a.batch, a.repeats = 1e3, 1e4, 1e3, 16, 2
+  small = dict(n=2000) if a.smoke else {}
   if a.memory_child:
     return memory_child(a.memory_child)
   chosen = [x for x in a.sections.split(",") if x]
@@ -434,18 +440,18 @@ def main():
   def pipeline_sections():
     rows = pipeline_scale([ns[0], ns[-1]], a.batch, a.repeats)
     results["pipeline_scale"] = rows
-    return [("4. input pipeline vs the small-CNN step", pipeline(a.batch, a.repeats)),
+    return [("4. input pipeline vs the small-CNN step", pipeline(a.batch, a.repeats, **small)),
             (f"5. input pipeline vs N (memory-mapped 16-byte examples, median of "
              f"{10 * a.repeats})", rows),
-            (f"6. reading ahead, 50k 32x32x3 images in ArrayRecord (ms per batch, mean of "
-             f"{10 * a.repeats})", read_ahead(a.batch, 10 * a.repeats))]
+            (f"6. reading ahead, {small.get('n', 50000):,} 32x32x3 images in ArrayRecord (ms "
+             f"per batch, mean of {10 * a.repeats})", read_ahead(a.batch, 10 * a.repeats, **small))]
 
   runs = dict(
       update=lambda: [("1. record update vs the rest of the step",
                        update_cost(ns, a.batch, a.repeats, a.shard_records))],
       memory=lambda: [("2. memory of the records", memory(ns))],
       devices=lambda: [("3. fake CPU devices (same global batch)",
-                        devices(a.batch, a.repeats))],
+                        devices(a.batch, a.repeats, (1, 2) if a.smoke else (1, 2, 4, 8)))],
       pipeline=pipeline_sections,
       sharded=lambda: [(f"7. records replicated vs sharded, 8 fake CPU devices, "
                         f"N={a.shard_n:.0e}", sharded(int(a.shard_n), a.batch, a.repeats))])

@@ -5,6 +5,7 @@ Compiles each step on the local backend (CPU here) and prints XLA's FLOP count p
 example trained (forward, backward, optimiser and the in-step record update).
 
   python benchmarks/step_flops.py
+  python benchmarks/step_flops.py --smoke   # each config with an MLP at batch 8 (the suite's)
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ def step_flops(config, classes: int, shape) -> float:
 
 
 def main():
+  smoke = "--smoke" in sys.argv[1:]
   for name, (classes, shape) in FULL.items():
     c = importlib.import_module(f"configs.{name}").get_config()
+    if smoke:
+      c.model, c.batch_size = dict(name="mlp"), 8
     flops = step_flops(c, classes, shape)
     print(f"{name}: {c.model.name}, batch {c.batch_size}, {c.ensemble} member(s): "
           f"{flops:.3e} FLOP per step, {flops / c.batch_size / 1e9:.2f} GFLOP per example")

@@ -73,3 +73,52 @@ def test_backbones_smoke():
   if importlib.util.find_spec("jimm"):
     assert re.search(r"jax-image-models / keras-hub: [\d.]+ / [\d.]+ ms per example = [\d.]+",
                      proc.stdout)
+
+
+def _smoke(script: str, *args: str) -> str:
+  """stdout of benchmarks/`script` with `args`, which must succeed."""
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+                        capture_output=True, text=True, timeout=600, cwd=ROOT)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+  return proc.stdout
+
+
+def test_scale_smoke():
+  """benchmarks/scale.py, every section at a tiny size: the summary lines, the issue's last."""
+  out = _smoke("scale.py", "--smoke")
+  assert re.fullmatch(r"input pipeline: \d+\.\d{3} ms per batch at N=1e3, \d+\.\d{3} ms at N=1e4",
+                      out.strip().splitlines()[-1]), out[-2000:]
+  assert "record update at N=1e+04 vs N=1e+03" in out
+  assert "records per device at N=1e+03 on 8 devices" in out
+
+
+def test_ensemble_smoke():
+  out = _smoke("ensemble.py", "--members", "1,2", "--batch", "8", "--repeats", "1")
+  assert re.search(r"K=2: +\d+\.\d ms +ratio K:1 = \d+\.\d\d", out), out
+
+
+def test_step_flops_smoke():
+  out = _smoke("step_flops.py", "--smoke")
+  assert len(re.findall(r"^full_\w+: mlp, batch 8, .* FLOP per step", out, re.M)) == 2, out
+
+
+def test_every_script_runs_in_the_suite():
+  """Each script of benchmarks/ and experiments/ (less the modules they share) is run by a
+  test at a tiny size, so a changed signature fails the suite, not the next person."""
+  import pathlib
+  tests = "\n".join(p.read_text() for p in pathlib.Path(ROOT, "tests").glob("test_*.py"))
+  shared = {"__init__", "settings", "tables"}
+  scripts = [p for d in ("benchmarks", "experiments")
+             for p in sorted(pathlib.Path(ROOT, d).glob("*.py")) if p.stem not in shared]
+  run = lambda p: re.search(rf'"{p.stem}\.py"|experiments\.{p.stem}\b'
+                            rf'|from experiments import [\w, ]*\b{p.stem}\b', tests)
+  missing = [p.name for p in scripts if not run(p)]
+  assert len(scripts) > 10 and not missing, missing
+
+
+def test_million_smoke(tmp_path):
+  """benchmarks/million.py at N = 2000: the command line's run, its count and no XLA alarm."""
+  out = _smoke("million.py", "--smoke", "--workdir", str(tmp_path / "run"))
+  assert re.search(r"estimated wrong labels [\d,]+ of 400 injected", out), out
+  assert re.search(r"N=2,000 in 10 classes, 2 epochs: wall \S+, max RSS \d+\.\d\d GB, "
+                   r"XLA alarms: 0$", out.strip()), out

@@ -268,3 +268,57 @@ def test_clean_in_run(tmp_path):
   assert (cleaned["removed"] > 0).all() and cleaned["precision"].between(0, 1).all()
   assert (df[df["pipeline"].str.startswith("in_run")]["epoch"] < c.num_epochs).all()
   assert "| setting | no cleaning | retrain | in_run @1 fresh | in_run @1 same |" in md
+
+
+def test_compare(tmp_path):
+  from experiments import compare
+  c = _tiny("compare", noise=(("uniform", 0.4),), cifar10n=(), peers=())
+  df = compare.run(c, str(tmp_path), command="python -m experiments.compare ...")
+  out, md = _outputs(tmp_path, "compare")
+  assert set(out["pipeline"]) == {"jaxclean"} and set(out["setting"]) == {"uniform 40%"}
+  assert out["auroc"].between(0, 1).all() and len(df) == len(out)
+  assert "## AUROC against the known wrong labels" in md
+
+
+def test_decisions(tmp_path):
+  from experiments import decisions
+  c = _tiny("decisions", noise=(("uniform", 0.4),), cifar10n=())
+  df = decisions.run(c, str(tmp_path), command="python -m experiments.decisions ...")
+  out, md = _outputs(tmp_path, "decisions")
+  assert list(out["setting"]) == ["uniform 40%"] and out["wrong"].tolist() == [160]
+  assert df["given_accuracy"].between(0, 1).all() and "Calibration per case" in md
+
+
+def _module(*args, cwd=_ROOT) -> str:
+  proc = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                        timeout=600, cwd=cwd)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+  return proc.stdout
+
+
+def test_probe_then_window(tmp_path):
+  """experiments.probe dumps a tiny digits run; experiments.window reads it both ways."""
+  dumps = tmp_path / "dumps"
+  _module("experiments.probe", "--config=configs/default.py", f"--out={dumps / 'digits'}",
+          "--config.data.name=digits", "--config.data.train_size=300",
+          "--config.model.name=mlp", "--config.num_epochs=4", "--config.progress=False",
+          "--config.noise.rate=0.3")
+  logits = np.load(dumps / "digits" / "logits.npy")
+  assert logits.shape == (4, 300 + 30, 11)
+  out = _module("experiments.window", f"--dumps={dumps}", "--thresholds=0.1", "--epochs=4",
+                f"--out={tmp_path / 'window.md'}")
+  assert re.search(r"\| digits \| 4 \| 0\.1", out) and (tmp_path / "window.md").exists()
+  curve = _module("experiments.window", f"--dumps={dumps}", "--curve", "--epochs=4",
+                  "--thresholds=0.1")
+  assert re.search(r"\| digits \| \d+ \| \d+ \|", curve), curve
+
+
+def test_fashion_mnist_case(tmp_path):
+  if not pathlib.Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
+    pytest.skip("needs Debian's dataset-fashion-mnist")
+  _module("experiments.fashion_mnist_case", f"--out={tmp_path}", "--n=200")
+  data = np.load(tmp_path / "data.npz")
+  assert data["x_train"].shape[0] == 200 and len(data["class_names"]) == 10
+  for name in ("u20", "u40", "a20", "a30", "a40"):
+    labels = np.load(tmp_path / f"{name}.npy")
+    assert round((labels != data["y_train"]).mean() * 100) == int(name[1:])
