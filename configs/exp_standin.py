@@ -68,6 +68,10 @@ def get_config():
       # names; read_only: tables of the finished runs only, nothing trained.
       only="", only_recipes="", read_only=False,
       knn=15,  # neighbours of the kNN vote (cosine, itself excluded)
+      # The stand-in fine-tuned on the images (find_label_issues(model=, variables=)): the
+      # cases it runs on (a regex on their labels) and the seeds.
+      # finetune_overrides: find_label_issues keywords (configs/default.py's recipe if none).
+      finetune="10k", finetune_seeds=(0,), finetune_overrides={},
       cleanlab_folds=5,
   )
   return c

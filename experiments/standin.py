@@ -35,7 +35,7 @@ import pandas as pd
 import threadpoolctl
 
 from experiments import settings, tables
-from jaxclean import api, augment, noise, protocol, quality, rng
+from jaxclean import api, augment, decide, noise, protocol, quality, rng
 from jaxclean import data as data_lib
 from jaxclean.data import sources
 from jaxclean.models import CNN
@@ -310,7 +310,8 @@ def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
         history = pd.read_csv(os.path.join(result.workdir, "history.csv"))
         common = dict(common, recipe=recipe, closed_after=int(history["early"].sum()))
         rows.append(dict(common, method="jaxclean", **_answers(
-            combined, count, result.flagged, suggested, labels, truth), seconds=seconds))
+            combined, count, result.flagged, suggested, labels, truth), seconds=seconds,
+                         corrected=_corrected(result.scores, truth)))
         mean_rank = _ranks(combined) + _ranks(1 - share)
         top = _top(mean_rank, count)
         rows.append(dict(common, method="jaxclean + kNN ranks", **_answers(
@@ -319,7 +320,55 @@ def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
             mean_rank, count, top, majority, labels, truth), seconds=seconds + vote_seconds))
         write_tables(config, workdir, pd.DataFrame(rows), info,
                      time.perf_counter() - start, command)
+  for seed in config.exp.finetune_seeds:
+    for case in cases:
+      if not re.search(config.exp.finetune, case[0]):
+        continue
+      run_dir = os.path.join(workdir, "runs", settings.slug(case[0]), f"seed{seed}", "finetuned")
+      if config.exp.read_only and not os.path.isfile(os.path.join(run_dir, "seconds.txt")):
+        continue
+      rows.append(_finetuned(config, case, seed, features, loaded, run_dir))
+      write_tables(config, workdir, pd.DataFrame(rows), info, time.perf_counter() - start,
+                   command)
   return pd.DataFrame(rows)
+
+
+def _finetuned(config, case, seed, features, loaded, workdir: str) -> dict:
+  """The stand-in fine-tuned on the case's images by jaxclean's step, as a user's own model:
+  `find_label_issues(images, labels, model=the stand-in's module, variables=its weights)`
+  (its 10-class head starts fresh: the run has 11 outputs)."""
+  label, name = case[0], case[1]
+  standin = next(s for s in config.exp.standins if s["name"] == name)
+  x, labels, truth, _, _ = _case(config, case, seed, features, loaded)
+  ds = next(v for (n, _), v in loaded.items() if n == name)
+  images, test = np.asarray(ds.train.images[:len(x)]), ds.test
+  done = os.path.join(workdir, "seconds.txt")
+  if not os.path.isfile(done):
+    path = os.path.join(config.exp.features_dir, f"{name}_variables.msgpack")
+    with open(path, "rb") as f:
+      variables = flax.serialization.msgpack_restore(f.read())
+    with settings.Timer() as t:
+      api.find_label_issues(images, labels, x_test=np.asarray(test.images),
+                            y_test=np.asarray(test.labels), model=model(standin, ds.num_classes),
+                            variables=variables, workdir=workdir, seed=seed, progress=False,
+                            num_devices=1, **config.exp.finetune_overrides)
+    with open(done, "w") as f:
+      f.write(f"{t.seconds}")
+  result = api.load_result(workdir)
+  with open(done) as f:
+    seconds = float(f.read())
+  scores = result.scores
+  return dict(setting=label, seed=seed, embed_seconds=0.0, method="fine-tuned",
+              **_answers(scores["combined"].to_numpy(), int(result.estimated_wrong_labels),
+                         result.flagged, scores["suggested_label"].to_numpy(), labels, truth),
+              seconds=seconds, corrected=_corrected(scores, truth))
+
+
+def _corrected(scores: pd.DataFrame, truth: np.ndarray) -> float:
+  """Label accuracy of the run's corrected_labels.npy (its automatic decisions, applied)."""
+  if "decision" not in scores:  # a run made before decisions existed
+    return float("nan")
+  return float(np.mean(decide.corrected(scores) == truth))
 
 
 def _pivot(df, value, column, order) -> pd.DataFrame:
@@ -366,9 +415,10 @@ def write_tables(config, workdir, df, info, seconds, command) -> None:
   chosen = chosen.assign(method=chosen["method"].replace({
       "jaxclean": "jaxclean", "jaxclean + kNN ranks": "jaxclean+kNN",
       "jaxclean + kNN ranks, kNN suggestion": "jaxclean+kNN (kNN sugg.)"}))
-  methods = ["jaxclean", "cleanlab", "kNN vote", "jaxclean+kNN", "jaxclean+kNN (kNN sugg.)"]
-  counts = chosen[chosen["method"].isin(["jaxclean", "cleanlab", "kNN vote"])]
-  wall = chosen[chosen["method"].isin(["jaxclean", "cleanlab"])]
+  methods = ["jaxclean", "cleanlab", "fine-tuned", "kNN vote", "jaxclean+kNN",
+             "jaxclean+kNN (kNN sugg.)"]
+  counts = chosen[chosen["method"].isin(["jaxclean", "cleanlab", "fine-tuned", "kNN vote"])]
+  wall = chosen[chosen["method"].isin(["jaxclean", "cleanlab", "fine-tuned"])]
   wall = wall.assign(seconds=wall["seconds"] + wall["embed_seconds"])
   standins = pd.DataFrame([dict(standin=s["name"], data=s["data"], trained_on=
                                 f"{s['fit'][0]} {s['fit'][1]}-{s['fit'][2] - 1}",
@@ -387,16 +437,20 @@ def write_tables(config, workdir, df, info, seconds, command) -> None:
        ("AUROC against the truly wrong labels", _pivot(chosen, "auroc", "method", methods)),
        ("Count: estimated wrong labels (jaxclean estimated_wrong_labels, cleanlab "
         "num_label_issues, kNN: majority differs from the label)", _pivot(
-            counts, "count", "method", ["jaxclean", "cleanlab", "kNN vote"]).assign(
+            counts, "count", "method", ["jaxclean", "cleanlab", "fine-tuned", "kNN vote"]).assign(
                 wrong=lambda p: _pivot(counts, "wrong", "method", ["cleanlab"])["cleanlab"]),
         ".0f"),
        ("Count error (share of the truth)", _pivot(
-           counts, "count_error", "method", ["jaxclean", "cleanlab", "kNN vote"]), "+.3f"),
+           counts, "count_error", "method", ["jaxclean", "cleanlab", "fine-tuned", "kNN vote"]),
+        "+.3f"),
        ("Suggestion accuracy on all truly wrong labels", _pivot(
            chosen, "suggestion", "method", methods)),
        ("Label accuracy, given and after every flagged label takes its suggestion", after),
+       ("Label accuracy of corrected_labels.npy (the run's automatic decisions applied; "
+        "given: the table above)", _pivot(chosen[chosen["method"].isin(
+            ["jaxclean", "fine-tuned"])], "corrected", "method", ["jaxclean", "fine-tuned"])),
        ("Wall seconds, the stand-in's forward pass over the case's images included",
-        _pivot(wall, "seconds", "method", ["jaxclean", "cleanlab"]), ".0f")],
+        _pivot(wall, "seconds", "method", ["jaxclean", "cleanlab", "fine-tuned"]), ".0f")],
       seconds, command, notes=[
           load, "cleanlab: 5-fold cross_val_predict of sklearn LogisticRegression(max_iter=1000)"
           " on the raw embeddings, cleanlab.filter.find_label_issues, num_label_issues, "
@@ -404,7 +458,10 @@ def write_tables(config, workdir, df, info, seconds, command) -> None:
           f"kNN vote: the {config.exp.knn} nearest embeddings by cosine, itself excluded; "
           "suspicion = 1 - the share carrying the given label; flagged = the majority "
           "differs; jaxclean+kNN: the mean of the two ranks, the top jaxclean-count flagged.",
-          "Forward pass: the stand-in's embed time, scaled to the case's images."])
+          "Forward pass: the stand-in's embed time, scaled to the case's images.",
+          "fine-tuned: the stand-in trained on the case's images inside jaxclean's step, as a "
+          "user's own model (find_label_issues(images, labels, model=, variables=)); "
+          f"seeds {tuple(config.exp.finetune_seeds)}, cases matching {config.exp.finetune!r}."])
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ def _tiny(tmp_path):
   c.exp.results_dir = ""
   c.exp.knn = 5
   c.exp.cleanlab_folds = 2
+  c.exp.finetune, c.exp.finetune_overrides = "digits", {"num_epochs": 2}
   return c
 
 
@@ -35,8 +36,10 @@ def test_standin(tmp_path):
   variables = flax.serialization.msgpack_restore(blob)
   assert net.apply(variables, np.zeros((2, 8, 8, 1), np.float32), train=False).shape == (2, 10)
   assert set(df["method"]) == {"kNN vote", "cleanlab", "jaxclean", "jaxclean + kNN ranks",
-                               "jaxclean + kNN ranks, kNN suggestion"}
-  assert len(df) == 2 + 2 * 3 and (df["wrong"] == 160).all()
+                               "jaxclean + kNN ranks, kNN suggestion", "fine-tuned"}
+  assert len(df) == 2 + 2 * 3 + 1 and (df["wrong"] == 160).all()
+  jax_rows = df[df["method"].isin(["jaxclean", "fine-tuned"])]
+  assert jax_rows["corrected"].between(0, 1).all()  # corrected_labels.npy's label accuracy
   assert df["auroc"].between(0, 1).all() and df["after"].between(0, 1).all()
   for name in ("recipe", "standin"):
     md = (tmp_path / "work" / f"{name}.md").read_text()
