@@ -22,7 +22,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxclean import checks, protocol, xla_defaults
+from jaxclean import backbones, checks, protocol, xla_defaults
 from jaxclean.configs import default
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -55,13 +55,18 @@ Any setting of the config can be changed with --config.FIELD=VALUE, for example:
   --config.noise.kind=none    rank the labels as given (default: {kind}, which
                               makes {rate:.0%} of them wrong to show the detection)
   --config.num_epochs=N       epochs of training (default {epochs})
-  --config.model.name=NAME    auto, mlp, cnn, resnet32, preact_resnet18 (default {model})
+  --config.model.name=NAME    auto, mlp, cnn, resnet32, preact_resnet18 (default {model}),
+                              or import:MODULE:NAME, your own flax.linen Module
+  --config.backbone.name=NAME a pretrained backbone (pip install 'jaxclean[pretrained]'):
+                              {backbones};
+                              embeds every image once (cached), trains a head on that;
+                              --config.backbone.mode=finetune trains it with the head
 
 Examples:
   jaxclean --workdir=runs/digits
   jaxclean --workdir=runs/mine --config.data.name=npz:data.npz --config.noise.kind=none
-  jaxclean --workdir=runs/fmnist --config.data.name=fashion_mnist \\
-      --config.model.name=cnn --config.num_epochs=15
+  jaxclean --workdir=runs/pets --config.data.name=folder:pets --config.noise.kind=none \\
+      --config.backbone.name=dinov2_small
 
 Every flag, other libraries' included: --helpfull.
 """
@@ -71,7 +76,8 @@ def _usage() -> str:
   """`USAGE` with the packaged default config's values, so that it cannot drift from them."""
   c = default.get_config()
   return USAGE.format(default=default.__file__, rate=c.noise.rate, kind=c.noise.kind,
-                      epochs=c.num_epochs, model=c.model.name)
+                      epochs=c.num_epochs, model=c.model.name,
+                      backbones=", ".join(backbones.PRESETS))
 
 
 def _fail(message: str) -> None:
