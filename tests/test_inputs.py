@@ -248,7 +248,7 @@ def test_cli_bad_inputs_are_one_line(tmp_path):
       "broken config": ([sys.executable, "-m", "jaxclean.main", f"--config={tmp_path / 'bad.py'}",
                          f"--workdir={w / '7'}"], "SyntaxError"),
       "no workdir": ([sys.executable, "-m", "jaxclean.main", "--config=configs/default.py"],
-                     "--workdir must have a value"),
+                     r"--workdir=DIR is missing"),
       "extra argument": (_cli(w / "8", "extra"), r"unexpected arguments \['extra'\]"),
   }
   procs = {name: subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

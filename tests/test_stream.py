@@ -110,7 +110,7 @@ def test_streamed_run_resumes_mid_epoch_to_the_same_ranking(digits_config, digit
 
   def counted(*args, **kwargs):
     step = make(*args, **kwargs)
-    return lambda *a: steps.append(1) or step(*a)
+    return lambda *a, **k: steps.append(1) or step(*a, **k)
 
   monkeypatch.setattr(train, "make_train_step", counted)
   resumed = _fit(c, tmp_path / "resumed")
