@@ -212,7 +212,7 @@ def _cleanlab(x, labels, folds: int) -> dict:
   with settings.Timer() as t, threadpoolctl.threadpool_limits(1):  # see knn_vote
     probs = cross_val_predict(LogisticRegression(max_iter=1000), x, labels, cv=folds,
                               method="predict_proba")
-    issues = cleanlab.filter.find_label_issues(labels, probs)
+    issues = cleanlab.filter.find_label_issues(labels, probs, n_jobs=1)  # no fork beside JAX
     count = int(cleanlab.count.num_label_issues(labels, probs))
     score = cleanlab.rank.get_label_quality_scores(labels, probs)
   return dict(suspicion=1 - score, count=count, flagged=np.flatnonzero(issues),
