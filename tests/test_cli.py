@@ -114,8 +114,9 @@ def test_default_run_is_quiet_and_ends_with_the_summary(tmp_path):
                "report.html", "flagged.csv"):
     assert (tmp_path / name).exists(), name
   assert not any(l.startswith("already finished") for l in lines)
-  again = _shown(tmp_path)
+  # Read before the second run, which writes its outputs again: the date is the first run's.
   made = datetime.datetime.fromtimestamp(os.path.getmtime(tmp_path / "summary.json"))
+  again = _shown(tmp_path)
   assert again[1] == (f"already finished: results from {made:%Y-%m-%d %H:%M}, restored, not "
                       f"trained again (another --workdir, or {tmp_path} emptied, starts afresh)")
   assert not any(l.startswith("epoch ") for l in again)
