@@ -79,7 +79,7 @@ def find_label_issues(x, labels, *, x_test=None, y_test=None, class_names=None,
       if not callable(embed):
         raise InputError(f"embed must be a function from images to features, got "
                          f"{type(embed).__name__}")
-      config.backbone.name = f"python:{getattr(embed, '__qualname__', type(embed).__name__)}"
+      config.backbone.name = models.PYTHON + getattr(embed, "__qualname__", type(embed).__name__)
       config.backbone.mode = "frozen"
   checks.check_config(config)
   ds = sources.from_arrays(config.data, x, labels, x_test, y_test, class_names)

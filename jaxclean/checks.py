@@ -22,7 +22,7 @@ def check_config(config) -> None:
   """Raises InputError for any setting that cannot work, before anything is loaded or trained."""
   from jaxclean import clean, noise, scores
   from jaxclean.data import sources
-  from jaxclean.models import MODELS
+  from jaxclean.models import MODELS, OWN
 
   _require(config.num_epochs >= 1, f"num_epochs must be at least 1, got {config.num_epochs}")
   _require(config.batch_size >= 1, f"batch_size must be at least 1, got {config.batch_size}")
@@ -59,7 +59,7 @@ def check_config(config) -> None:
   _require(0 <= o.warmup_epochs < config.num_epochs,
            f"optimizer.warmup_epochs must be in [0, num_epochs), got {o.warmup_epochs}")
   _require(config.model.name in ("auto", *MODELS)
-           or config.model.name.startswith(("import:", "python:")),
+           or config.model.name.startswith(OWN),
            f"unknown model.name {config.model.name!r}; valid: auto, {', '.join(MODELS)}, "
            "or import:<module>:<name> for your own flax.linen Module")
   _check_backbone(config.backbone)
@@ -103,7 +103,8 @@ def check_config(config) -> None:
 def _check_backbone(b) -> None:
   import re
   from jaxclean import backbones
-  _require(not b.name or b.name in backbones.NAMES or b.name.startswith(("import:", "python:")),
+  from jaxclean.models import OWN
+  _require(not b.name or b.name in backbones.NAMES or b.name.startswith(OWN),
            f"unknown backbone.name {b.name!r}; valid: {', '.join(backbones.NAMES)}, or "
            "import:<module>:<function> for your own embedding function")
   _require(b.mode in ("frozen", "finetune"),

@@ -88,7 +88,7 @@ def check_model(config, num_classes: int, input_shape) -> None:
   """Refuses the user's own model (import: or given in Python) unless it maps a batch of
   examples to (batch, `num_classes`) logits; shapes only, nothing is computed."""
   name = config.model.name
-  if not (name.startswith(models.IMPORT) or name.startswith("python:")):
+  if not name.startswith(models.OWN):
     return
   model = train.model_for(config, num_classes, input_shape)
   x = jax.ShapeDtypeStruct((2, *input_shape), np.float32)

@@ -152,7 +152,10 @@ def test_wrong_shaped_model_or_embedding_refused(npz, tmp_path):
                                data__cache_dir=str(tmp_path / "c"), **FAST)
   for bad, expected in (("--config.model.name=import:own_models:Fixed", "logits of shape"),
                         ("--config.backbone.name=import:own_models:bad_embed", "features"),
-                        ("--config.backbone.name=vit_huge_from_nowhere", "unknown backbone")):
+                        ("--config.backbone.name=vit_huge_from_nowhere", "unknown backbone"),
+                        ("--config.backbone.mode=thaw", "backbone.mode='thaw'"),
+                        ("--config.backbone.trainable=(", "not a regular expression"),
+                        ("--config.backbone.lr_scale=-1", "lr_scale >= 0")):
     r = _main(tmp_path / bad[-5:], f"--config.data.name=npz:{npz}", bad)
     assert r.returncode == 2 and expected in r.stderr, r.stderr[-1000:]
     assert len(r.stderr.strip().splitlines()) == 1

@@ -22,6 +22,8 @@ from jaxclean.models.resnet import PreActResNet18, ResNet32
 
 MODELS = {'mlp': MLP, 'cnn': CNN, 'resnet32': ResNet32, 'preact_resnet18': PreActResNet18}
 IMPORT = 'import:'  # model.name / backbone.name prefix: the user's own module or function
+PYTHON = 'python:'  # ... and of one given in Python (`given`, find_label_issues(embed=))
+OWN = (IMPORT, PYTHON)
 _GIVEN = {}  # name -> (module, variables or None), models given in Python (`given`)
 
 
@@ -34,7 +36,7 @@ def given(module: nn.Module, variables=None) -> str:
   h = hashlib.blake2b(repr(module).encode(), digest_size=8)
   for leaf in jax.tree.leaves(variables):
     h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
-  name = f'python:{type(module).__qualname__}-{h.hexdigest()}'
+  name = f'{PYTHON}{type(module).__qualname__}-{h.hexdigest()}'
   _GIVEN[name] = (module, variables)
   return name
 
