@@ -337,8 +337,12 @@ def label_issues(df: pd.DataFrame, flagged: np.ndarray, recommended: str | None)
 
   `label_score` is in [0, 1], low = likely a label issue (as cleanlab's): one
   minus the percentile rank of the recommended score's suspicion. `predicted_label`
-  is what the label likely should be: the suggestion for a flagged example, the
-  given label otherwise (the final model's prediction when nothing was recorded).
+  is what the label likely should be: with decisions (`jaxclean.decide`), the label
+  `corrected_labels.npy` holds (the suggestion where the decision is `relabel`, the
+  given label elsewhere, so taking every flagged row's `predicted_label` is the
+  automatic correction, not every suggestion), and a `decision` column; without them
+  the suggestion for a flagged example, the given label otherwise (the final model's
+  prediction when nothing was recorded).
   """
   if recommended is None:
     score = np.full(len(df), np.nan)
@@ -346,10 +350,16 @@ def label_issues(df: pd.DataFrame, flagged: np.ndarray, recommended: str | None)
     suspicion = pd.Series(scores_lib.suspicion(recommended, df[recommended].to_numpy()))
     score = 1.0 - suspicion.rank(pct=True, method="average").to_numpy()
   given = df["given_label"].to_numpy()
-  predicted = (np.where(flagged, df["suggested_label"], given) if "suggested_label" in df
-               else df["final_prediction"].to_numpy())
+  extra = {}
+  if "decision" in df:
+    extra["decision"] = df["decision"].to_numpy()
+    predicted = np.where(extra["decision"] == "relabel", df["suggested_label"], given)
+  elif "suggested_label" in df:
+    predicted = np.where(flagged, df["suggested_label"], given)
+  else:
+    predicted = df["final_prediction"].to_numpy()
   return pd.DataFrame(dict(is_label_issue=flagged, label_score=score,
-                           given_label=given, predicted_label=predicted),
+                           given_label=given, predicted_label=predicted, **extra),
                       index=pd.Index(df["index"], name="index"))
 
 

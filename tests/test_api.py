@@ -30,7 +30,7 @@ def test_find_label_issues_returns_the_run_and_its_estimate(tmp_path):
   n = len(y)
   assert isinstance(r, jaxclean.LabelIssues) and r.workdir == str(tmp_path)
   assert list(r.label_issues.columns) == ["is_label_issue", "label_score", "given_label",
-                                          "predicted_label"]
+                                          "predicted_label", "decision"]
   assert len(r.label_issues) == len(r.scores) == n and r.label_issues.index.name == "index"
   np.testing.assert_array_equal(r.label_issues.given_label, y)  # the labels as given: no noise
   assert r.summary["data"] == "arrays" and r.summary["num_examples"] == n

@@ -66,17 +66,24 @@ def test_copies_stay_out_of_the_tables(digits_config, tmp_path):
   assert combined[truth].mean() > combined[~truth].mean() + 0.15  # high = suspicious (2 epochs)
   issues = pd.read_csv(tmp_path / "label_issues.csv", index_col="index")
   assert list(issues.columns) == ["is_label_issue", "label_score", "given_label",
-                                  "predicted_label"]  # cleanlab's Datalab.get_issues("label")
+                                  "predicted_label",  # cleanlab's Datalab.get_issues("label")
+                                  "decision"]
   assert issues.index.tolist() == list(range(500))
   np.testing.assert_array_equal(issues["is_label_issue"], flagged["flagged"])
   assert issues["label_score"].between(0, 1).all()
   # Low label_score = likely wrong: the most suspicious by `combined` score lowest.
   assert issues["label_score"].iloc[np.argmax(combined)] == issues["label_score"].min()
-  # predicted_label (cleanlab's: what the label likely should be) is the suggestion where
-  # flagged, the given label elsewhere.
-  f = issues["is_label_issue"].to_numpy()
-  np.testing.assert_array_equal(issues["predicted_label"][f], scores["suggested_label"][f])
-  np.testing.assert_array_equal(issues["predicted_label"][~f], scores["given_label"][~f])
+  # predicted_label (cleanlab's: what the label likely should be) follows the decisions:
+  # the suggestion where relabelled, the given label elsewhere, i.e. corrected_labels.npy.
+  relabel = (scores["decision"] == "relabel").to_numpy()
+  assert relabel.any() and (~relabel).any()
+  np.testing.assert_array_equal(issues["decision"], scores["decision"])
+  np.testing.assert_array_equal(issues["predicted_label"][relabel],
+                                scores["suggested_label"][relabel])
+  np.testing.assert_array_equal(issues["predicted_label"][~relabel],
+                                scores["given_label"][~relabel])
+  np.testing.assert_array_equal(issues["predicted_label"],
+                                np.load(tmp_path / "corrected_labels.npy"))
   sources = threshold.copy_sources(500, 10, c.seed)
   assert len(set(sources)) == 50 and sources.max() < 500
 
