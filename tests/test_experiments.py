@@ -311,6 +311,21 @@ def test_probe_then_window(tmp_path):
   curve = _module("experiments.window", f"--dumps={dumps}", "--curve", "--epochs=4",
                   "--thresholds=0.1")
   assert re.search(r"\| digits \| \d+ \| \d+ \|", curve), curve
+  _module("experiments.count", f"--dumps={dumps}", "--budgets=4,8", f"--out={tmp_path / 'count'}")
+  table = pd.read_csv(tmp_path / "count" / "count.csv")
+  # The replay answers as the run does: the same config trained by the command line.
+  workdir = tmp_path / "run"
+  _module("jaxclean.main", "--config=configs/default.py", f"--workdir={workdir}",
+          "--config.data.name=digits", "--config.data.train_size=300",
+          "--config.model.name=mlp", "--config.num_epochs=4", "--config.progress=False",
+          "--config.noise.rate=0.3")
+  summary = pd.read_json(workdir / "summary.json", typ="series")
+  row = table[table["epochs"] == 4].iloc[0]
+  assert row["estimate"] == summary["estimated_wrong_labels"]
+  assert row["interval"] == "-".join(map(str, summary["estimated_wrong_labels_interval"]))
+  assert row["wrong"] == 90 and abs(row["error"] - (row["estimate"] / 90 - 1)) < 1e-9
+  # A budget past the dump's epochs is answered only where the window closed within it.
+  assert set(table["epochs"]) == ({4, 8} if row["closed"] else {4})
 
 
 def test_fashion_mnist_case(tmp_path):
