@@ -54,8 +54,11 @@ def local_rows(global_batch: int, mesh) -> slice:
 
 
 def to_global(local: dict[str, np.ndarray], mesh, global_batch: int) -> dict[str, jax.Array]:
-  """Assembles the global batch from every process's rows."""
+  """Assembles the global batch from every process's rows (one process: one transfer of
+  them all, as `jax.make_array_from_process_local_data` would place them)."""
   sharding = batch_sharding(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(local, sharding)
   return {k: jax.make_array_from_process_local_data(
       sharding, v, (global_batch,) + v.shape[1:]) for k, v in local.items()}
 

@@ -90,6 +90,65 @@ def test_random_purposes_never_share_a_stream():
   assert len(set(keys.values())) == len(keys)
 
 
+class OnDisk:
+  """Images that index like an array but are not resident (`arrays.resident` is False)."""
+
+  def __init__(self, images):
+    self.images, self.shape, self.dtype, self.ndim = images, images.shape, images.dtype, images.ndim
+
+  def __len__(self):
+    return len(self.images)
+
+  def __getitem__(self, index):
+    return self.images[index]
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_inline_batches_are_the_threaded_ones(shuffle, monkeypatch):
+  """Images in memory (and views of them) are batched inline, chunk by chunk of an epoch's
+  order: the same steps, indices, masks and rows as through grain's threads, across epoch
+  ends and chunk ends, from any first step."""
+  from jaxclean import parallel
+  from jaxclean.data import arrays
+  monkeypatch.setattr(pipeline, "CHUNK", 16)  # 4 batches of 4 per chunk
+  mesh = parallel.make_mesh(1)
+  n = 13  # 4 steps an epoch, the last padded
+  images = np.arange(n)[:, None, None, None] * np.ones((n, 2, 2, 1), np.uint8)
+  labels = np.arange(n) % 3
+  for steps in (range(0, 11), range(3, 9), range(5, 6)):
+    want = list(pipeline.batches(OnDisk(images), labels, 4, 5, mesh, steps, shuffle))
+    for source in (images, arrays.take(images, np.arange(n))):
+      assert arrays.resident(source)
+      got = list(pipeline.batches(source, labels, 4, 5, mesh, steps, shuffle))
+      assert [g[0] for g in got] == [w[0] for w in want] == list(steps)
+      for (_, i, m, b), (_, wi, wm, wb) in zip(got, want):
+        np.testing.assert_array_equal(i, wi)
+        np.testing.assert_array_equal(m, wm)
+        for k in wb:
+          np.testing.assert_array_equal(np.asarray(b[k]), np.asarray(wb[k]))
+  assert not arrays.resident(OnDisk(images))
+
+
+def test_memory_mapped_images_are_not_resident(tmp_path):
+  from jaxclean.data import arrays
+  mapped = np.lib.format.open_memmap(str(tmp_path / "x.npy"), "w+", np.uint8, (4, 2, 2, 1))
+  assert not arrays.resident(mapped) and not arrays.resident(arrays.take(mapped, [0, 1]))
+  assert arrays.resident(np.zeros(3)) and arrays.resident(arrays.take(np.zeros(3), [1]))
+
+
+def test_many_batch_indices_are_the_batches():
+  for n, bs in ((10, 4), (13, 4), (1000, 64)):
+    spe = pipeline.steps_per_epoch(n, bs)
+    for shuffle in (True, False):
+      index, mask = pipeline.many_batch_indices(n, bs, 3, spe + 1, spe - 1, shuffle)
+      for k in range(spe - 1):
+        i, m = pipeline.batch_indices(n, bs, 3, spe + 1 + k, shuffle)
+        np.testing.assert_array_equal(index[k], i)
+        np.testing.assert_array_equal(mask[k], m)
+  with pytest.raises(ValueError, match="leave epoch"):
+    pipeline.many_batch_indices(10, 4, 0, 2, 2)
+
+
 def test_reading_threads_stop_when_the_consumer_does():
   import threading
   import time
@@ -97,7 +156,8 @@ def test_reading_threads_stop_when_the_consumer_does():
   readers = lambda: sum(t.name.startswith("grain") for t in threading.enumerate())
   before = readers()
   images, labels = np.zeros((10**6, 1, 1, 1), np.uint8), np.zeros(10**6, np.int32)
-  it = pipeline.batches(images, labels, 8, 0, parallel.make_mesh(1), range(10**6))
+  on_disk = OnDisk(images)  # images in memory are batched inline, without threads
+  it = pipeline.batches(on_disk, labels, 8, 0, parallel.make_mesh(1), range(10**6))
   assert [next(it)[0] for _ in range(3)] == [0, 1, 2]
   assert readers() > before
   it.close()

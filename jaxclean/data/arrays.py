@@ -100,6 +100,11 @@ def in_memory(images) -> bool:
   return isinstance(images, np.ndarray) and not isinstance(images, np.memmap)
 
 
+def resident(images) -> bool:
+  """True when reading rows costs no I/O: a numpy array in memory, or `Rows` of one."""
+  return in_memory(images.base if isinstance(images, Rows) else images)
+
+
 def sample_index(n: int, size: int = SAMPLE) -> np.ndarray:
   """`size` evenly spaced rows of n (all of them when n <= size): a fixed, seedless sample
   that covers every part of a source stored in class order."""
