@@ -17,6 +17,7 @@ the run without the drop, and a resumed run is exact.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import hashlib
@@ -233,14 +234,28 @@ def make_train_step(config, mean: np.ndarray, std: np.ndarray, steps_per_epoch: 
   return jax.jit(step, donate_argnums=(0, 1))
 
 
+_EVAL_STEP: dict = {}  # the last eval step made, by its arguments (`make_eval_step`)
+
+
 def make_eval_step(mean: np.ndarray, std: np.ndarray, mesh, classes: int | None = None
                    ) -> Callable:
   """Jitted `(state, batch) -> (metrics, predictions)`, predictions replicated.
 
   The ensemble predicts by its members' mean probabilities; `classes` limits
   the prediction to the first `classes` outputs (the real classes, when the
-  model also has the threshold examples' extra class).
+  model also has the threshold examples' extra class). The same arguments give the same
+  jitted function, compiled once: a run's per-epoch evaluation and its final prediction
+  on the training split (`protocol`) share it.
   """
+  key = tuple((a.dtype.str, a.shape, a.tobytes()) for a in map(np.asarray, (mean, std)))
+  key += (type(mean), type(std), mesh, classes)
+  if key not in _EVAL_STEP:
+    _EVAL_STEP.clear()
+    _EVAL_STEP[key] = _make_eval_step(mean, std, mesh, classes)
+  return _EVAL_STEP[key]
+
+
+def _make_eval_step(mean: np.ndarray, std: np.ndarray, mesh, classes: int | None) -> Callable:
 
   def step(state, batch):
     x = (batch["image"].astype(jnp.float32) - mean) / std
@@ -259,18 +274,37 @@ def make_eval_step(mean: np.ndarray, std: np.ndarray, mesh, classes: int | None 
   return jax.jit(step, out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)))
 
 
+# Eval batches dispatched before the oldest one's results are read (one process): reading
+# each batch's results before dispatching the next left the device idle while the host
+# built the batch, and the host idle while the device ran it.
+EVAL_IN_FLIGHT = 8
+
+
 def evaluate(eval_step, state, images, labels, batch_size, mesh):
-  """(accuracy, mean loss, predictions in example order) over a whole split."""
+  """(accuracy, mean loss, predictions in example order) over a whole split.
+
+  Up to `EVAL_IN_FLIGHT` batches are in flight (one with several processes: see `Meter`);
+  their results are read in batch order, so the sums are the same."""
   n = len(labels)
   preds = np.zeros(n, np.int32)
   totals = dict(loss=0.0, correct=0.0, count=0.0)
-  for _, index, mask, batch in pipeline.batches(
-      images, labels, batch_size, 0, mesh, range(pipeline.steps_per_epoch(n, batch_size)),
-      shuffle=False):
-    metrics, pred = eval_step(state, batch)
+  in_flight = collections.deque()
+  most = EVAL_IN_FLIGHT if jax.process_count() == 1 else 1
+
+  def read():
+    index, mask, (metrics, pred) = in_flight.popleft()
     preds[index[mask]] = parallel.fetch(pred)[mask]
     for k, v in parallel.fetch(metrics).items():
       totals[k] += float(v)
+
+  for _, index, mask, batch in pipeline.batches(
+      images, labels, batch_size, 0, mesh, range(pipeline.steps_per_epoch(n, batch_size)),
+      shuffle=False):
+    in_flight.append((index, mask, eval_step(state, batch)))
+    if len(in_flight) >= most:
+      read()
+  while in_flight:
+    read()
   return totals["correct"] / totals["count"], totals["loss"] / totals["count"], preds
 
 
@@ -303,6 +337,9 @@ def _check_finite(metrics: dict, step: int) -> dict:
   if not np.isfinite(out["loss"]):
     raise FloatingPointError(f"training loss is {out['loss']} at step {step}")
   return out
+
+
+_add = jax.jit(lambda a, b: jax.tree.map(jnp.add, a, b))  # one dispatch, not one per leaf
 
 
 class Meter(epoch_lib.Piece):
@@ -339,7 +376,7 @@ class Meter(epoch_lib.Piece):
       self.bar.set_postfix(loss=_check_finite(self.prev, step - 1)["loss"]
                            / max(float(self.prev["count"]), 1))
     self.prev, self.step = metrics, step
-    self.sums = jax.tree.map(jnp.add, self.sums, metrics)
+    self.sums = _add(self.sums, metrics)
     self.bar.update(1)
 
   def end(self, e: epoch_lib.End) -> None:
