@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from jaxclean import checks, clean, decide, noise, outputs, parallel, quality, report, threshold, train
+from jaxclean import compile_cache
 from jaxclean import embed as embed_lib
 from jaxclean import grand as grand_lib
 from jaxclean import workdir as workdir_lib
@@ -412,6 +413,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   after cleaning, the retraining summary (for `in_run`: `in_run_summary`'s) as "retrain".
   """
   checks.check_config(config)
+  compile_cache.enable()  # a program compiled by an earlier run is read back, not compiled
   lead = jax.process_index() == 0
   with workdir_lib.hold(workdir) if lead else contextlib.nullcontext():
     ds = data_lib.load(config.data) if dataset is None else dataset
