@@ -102,6 +102,19 @@ def test_step_flops_smoke():
   assert len(re.findall(r"^full_\w+: mlp, batch 8, .* FLOP per step", out, re.M)) == 2, out
 
 
+def test_embeddings_smoke():
+  """benchmarks/embeddings.py on 300 Gaussian vectors, 2 epochs, the checkout itself as the
+  `before` code: every process, the same outputs from every jaxclean run, the last line."""
+  pytest.importorskip("cleanlab")
+  out = _smoke("embeddings.py", "--smoke", "--before", ROOT)
+  kinds = re.findall(r"^ +0  (\w+) +\d+\.\d\d ", out, re.M)
+  assert sorted(kinds) == ["before", "cleanlab", "cleanlab1", "cold", "warm"], out
+  assert "every jaxclean run wrote the same" in out
+  assert re.fullmatch(r"jaxclean / cleanlab wall time: warm \d+\.\d\d, cold \d+\.\d\d; "
+                      r"on one thread: warm \d+\.\d\d, cold \d+\.\d\d",
+                      out.strip().splitlines()[-1]), out[-1000:]
+
+
 def test_every_script_runs_in_the_suite():
   """Each script of benchmarks/ and experiments/ (less the modules they share) is run by a
   test at a tiny size, so a changed signature fails the suite, not the next person."""
