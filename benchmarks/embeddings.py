@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import json
 import os
 import platform
@@ -54,6 +53,8 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from benchmarks.host import cpu_model, load_text, version  # noqa: E402  (after the path)
 STANDIN = "/work/runs/standin/features/cifar10_train.npy"
 CIFAR10N = os.path.join(os.path.dirname(ROOT), "shared", "data", "cifar10", "labels.npz")
 OUTPUTS = ("scores.csv", "label_issues.csv", "corrected_labels.npy", "summary.json")
@@ -112,28 +113,6 @@ def parse_args(argv=None):
   p.add_argument("--smoke", action="store_true",
                  help="300 Gaussian examples of 8 features, 2 epochs, 1 round")
   return p.parse_args(argv)
-
-
-def version(name: str) -> str:
-  try:
-    return importlib.metadata.version(name)
-  except importlib.metadata.PackageNotFoundError:
-    return "not installed"
-
-
-def cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "cpu"
-
-
-def load_text() -> str:
-  return "load average %.2f %.2f %.2f" % os.getloadavg()
 
 
 def features(a) -> tuple[np.ndarray, np.ndarray, str]:
@@ -207,7 +186,7 @@ def main(argv=None):
       f"flax {version('flax')}, cleanlab {version('cleanlab')}, scikit-learn "
       f"{version('scikit-learn')}, numpy {version('numpy')}",
       f"features: {source}; x {x.shape} {x.dtype}",
-      f"jaxclean: find_label_issues(x, labels, workdir=TMP, progress=False"
+      "jaxclean: find_label_issues(x, labels, workdir=TMP, progress=False"
       + (f", num_epochs={a.epochs}" if a.epochs else "") + ") (default recipe otherwise)",
       f"cleanlab: {a.folds}-fold cross_val_predict(LogisticRegression(max_iter=1000)) -> "
       "find_label_issues, num_label_issues, get_label_quality_scores (defaults); cleanlab1: "

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import os
 import platform
 import re
@@ -44,7 +43,7 @@ import pandas as pd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from benchmarks.overhead import cpu_model, load_text  # noqa: E402  (after the path)
+from benchmarks.host import cpu_model, load_text, version  # noqa: E402  (after the path)
 
 JAX_FLAGS = ("--config.model.name=cnn --config.batch_size=128 --config.optimizer.lr=0.05 "
              "--config.optimizer.momentum=0.9 --config.optimizer.nesterov=False "
@@ -74,13 +73,6 @@ def parse_args(argv=None):
                       "many threads): steadier on a loaded machine")
   p.add_argument("--keep", default="", help="folder to keep the data, logs and scores in")
   return p.parse_args(argv)
-
-
-def version(name: str) -> str:
-  try:
-    return importlib.metadata.version(name)
-  except importlib.metadata.PackageNotFoundError:
-    return "not installed"
 
 
 def write_data(a, folder: str) -> tuple[str, str, np.ndarray]:

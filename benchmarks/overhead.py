@@ -51,6 +51,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from benchmarks.host import cpu_model, load_text  # noqa: E402  (after the path)
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 JSON_PREFIX = "JSON "
@@ -152,10 +153,6 @@ def cores() -> int:
   return len(os.sched_getaffinity(0))
 
 
-def load_text() -> str:
-  return "load average %.2f %.2f %.2f" % os.getloadavg()
-
-
 def have_torch() -> bool:
   try:
     import torch  # noqa: F401
@@ -195,17 +192,6 @@ def header(args, default_added):
       "one malloc arena, no mmap, no trim (as python -m jaxclean.main; PyTorch's steps, in this "
       "process, gain from it too)" if args.heap else "glibc's defaults"))
   return "\n".join(lines)
-
-
-def cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "cpu"
 
 
 def torch_threads(args) -> int:
