@@ -38,7 +38,8 @@ def _detect(config, ds, workdir: str) -> pd.DataFrame:
   path = os.path.join(workdir, "scores.csv")
   if not os.path.isfile(path):
     protocol.train_and_evaluate(config, workdir, dataset=ds)
-  return decide.add(pd.read_csv(path), ds.num_classes)
+  closed = not pd.read_csv(os.path.join(workdir, "history.csv"))["early"].astype(bool).all()
+  return decide.add(pd.read_csv(path), ds.num_classes, window_closed=closed)
 
 
 def _fixes(given, new, truth) -> dict:

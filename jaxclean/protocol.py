@@ -447,10 +447,12 @@ def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
     say(f"already finished: results from {time.strftime('%Y-%m-%d %H:%M', finished)}, "
         f"restored, not trained again (another --workdir, or {workdir} emptied, starts afresh)")
   df = score_table(found, labels, is_noisy)
-  if found.copies is not None:  # the early window closed: its probabilities decide
-    df = decide.add(df, ds.num_classes)
-  det = detection_table(df, is_noisy)
   history = found.history
+  # False: the early window stayed open to the last epoch; None: no window (no copies).
+  closed = (not history["early"].all() if config.aum.threshold_samples == "copies" else None)
+  if found.copies is not None:  # the early window's probabilities decide
+    df = decide.add(df, ds.num_classes, window_closed=closed)
+  det = detection_table(df, is_noisy)
   test_acc = (float(history["test_accuracy"].iloc[-1]) if "test_accuracy" in history else None)
   estimate = estimated_wrong_labels(found.flags)
   truth = ds.train.labels if config.noise.kind != "none" else ds.train_clean_labels
@@ -468,9 +470,7 @@ def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
           count_interval(history, config.aum.skip_epochs) if estimate is not None
           and config.aum.threshold_samples == "copies" and config.aum.rule == "confident"
           else None),
-      # False: the early window stayed open to the last epoch; None: no window (no copies).
-      early_window_closed=(not history["early"].all()
-                           if config.aum.threshold_samples == "copies" else None),
+      early_window_closed=closed,
       flagged=None if found.flags is None else int(found.flags["flagged"].sum()),
       recommended_score=next((s for s in RECOMMENDED if s in df), None),
       decisions=decide.summary(df) if "decision" in df else None,

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from experiments import forgetting_curve, settings, tables
+from experiments import forgetting_curve, margin, settings, tables
 from third_party import cleanlab_adapter
 
 
@@ -326,6 +326,15 @@ def test_probe_then_window(tmp_path):
   assert row["wrong"] == 90 and abs(row["error"] - (row["estimate"] / 90 - 1)) < 1e-9
   # A budget past the dump's epochs is answered only where the window closed within it.
   assert set(table["epochs"]) == ({4, 8} if row["closed"] else {4})
+  # experiments.margin decides the run again: its default column is corrected_labels.npy's.
+  out = _module("experiments.margin", f"--runs={workdir}:digits", "--margins=0.2,0.9",
+                f"--out={tmp_path / 'margin.md'}")
+  true = margin.truth("digits")[:300]
+  corrected = np.load(workdir / "corrected_labels.npy")
+  run_scores = pd.read_csv(workdir / "scores.csv")
+  assert (run_scores["given_label"] == true).mean() == 1 - run_scores["is_noisy"].mean() == 0.7
+  assert "| 0.7000 |" in out
+  assert f"| {(corrected == true).mean():.4f} |" in out and (tmp_path / "margin.md").exists()
 
 
 def test_fashion_mnist_case(tmp_path):
