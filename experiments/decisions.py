@@ -140,7 +140,8 @@ def write_tables(config, workdir: str, df: pd.DataFrame, seconds: float,
       config, workdir, "decisions", "Decisions against the truth: corrected labels, "
       "calibration, retraining", df.drop(columns="_p"), sections, seconds, command,
       notes=[f"Default decision rule (jaxclean.decide): relabel when P(suggestion right) > "
-             f"P(given right) + {decide.MARGIN}; review when not relabelled and P(given wrong)"
+             f"P(given right) + {decide.MARGIN} ({decide.OPEN_MARGIN} where the run's early "
+             f"window never closed); review when not relabelled and P(given wrong)"
              f" > {decide.REVIEW}; keep otherwise. The probabilities: scores.label_posterior "
              "(Bayes with the confident joint's noise, sharpness fitted by maximum likelihood "
              "of the given labels; no truth used).",
