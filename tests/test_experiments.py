@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from experiments import forgetting_curve, margin, settings, tables
+from configs import default
+from experiments import forgetting_curve, settings, tables
+from jaxclean import data as data_lib
 from third_party import cleanlab_adapter
 
 
@@ -329,7 +331,7 @@ def test_probe_then_window(tmp_path):
   # experiments.margin decides the run again: its default column is corrected_labels.npy's.
   out = _module("experiments.margin", f"--runs={workdir}:digits", "--margins=0.2,0.9",
                 f"--out={tmp_path / 'margin.md'}")
-  true = margin.truth("digits")[:300]
+  true = np.asarray(data_lib.load(default.get_config().data).train.labels)[:300]  # digits
   corrected = np.load(workdir / "corrected_labels.npy")
   run_scores = pd.read_csv(workdir / "scores.csv")
   assert (run_scores["given_label"] == true).mean() == 1 - run_scores["is_noisy"].mean() == 0.7
