@@ -311,7 +311,7 @@ def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
         common = dict(common, recipe=recipe, closed_after=int(history["early"].sum()))
         rows.append(dict(common, method="jaxclean", **_answers(
             combined, count, result.flagged, suggested, labels, truth), seconds=seconds,
-                         corrected=_corrected(result.scores, truth)))
+                         corrected=_corrected(result, truth)))
         mean_rank = _ranks(combined) + _ranks(1 - share)
         top = _top(mean_rank, count)
         rows.append(dict(common, method="jaxclean + kNN ranks", **_answers(
@@ -361,14 +361,17 @@ def _finetuned(config, case, seed, features, loaded, workdir: str) -> dict:
   return dict(setting=label, seed=seed, embed_seconds=0.0, method="fine-tuned",
               **_answers(scores["combined"].to_numpy(), int(result.estimated_wrong_labels),
                          result.flagged, scores["suggested_label"].to_numpy(), labels, truth),
-              seconds=seconds, corrected=_corrected(scores, truth))
+              seconds=seconds, corrected=_corrected(result, truth))
 
 
-def _corrected(scores: pd.DataFrame, truth: np.ndarray) -> float:
-  """Label accuracy of the run's corrected_labels.npy (its automatic decisions, applied)."""
-  if "decision" not in scores:  # a run made before decisions existed
+def _corrected(result: api.LabelIssues, truth: np.ndarray) -> float:
+  """Label accuracy of corrected_labels.npy as a run makes it today: the decisions taken
+  again (`decide.add`, a function of the run's scores and whether its window closed)."""
+  if "early_rival" not in result.scores:  # a run without threshold copies
     return float("nan")
-  return float(np.mean(decide.corrected(scores) == truth))
+  closed = result.summary.get("early_window_closed") is not False
+  decided = decide.add(result.scores, result.summary["num_classes"], window_closed=closed)
+  return float(np.mean(decide.corrected(decided) == truth))
 
 
 def _pivot(df, value, column, order) -> pd.DataFrame:
