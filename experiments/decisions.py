@@ -35,11 +35,9 @@ RETRAIN = ("given", "corrected", "flagged_removed", "oracle_removed")
 def _detect(config, ds, workdir: str) -> pd.DataFrame:
   """The case's scores with the current rule's decisions: from a finished run's scores.csv
   (decided again: the decisions are a function of its columns), else trained."""
-  path = os.path.join(workdir, "scores.csv")
-  if not os.path.isfile(path):
+  if not os.path.isfile(os.path.join(workdir, "scores.csv")):
     protocol.train_and_evaluate(config, workdir, dataset=ds)
-  closed = not pd.read_csv(os.path.join(workdir, "history.csv"))["early"].astype(bool).all()
-  return decide.add(pd.read_csv(path), ds.num_classes, window_closed=closed)
+  return decide.again(workdir)
 
 
 def _fixes(given, new, truth) -> dict:

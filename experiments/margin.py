@@ -39,12 +39,11 @@ def truth(name: str) -> np.ndarray:
 
 
 def run_row(workdir: str, true: np.ndarray, margins: list[float]) -> dict:
-  df = pd.read_csv(os.path.join(workdir, "scores.csv"))
-  closed = not pd.read_csv(os.path.join(workdir, "history.csv"))["early"].astype(bool).all()
-  df = decide.add(df, len(np.unique(true)), window_closed=closed)
+  df = decide.again(workdir)
   true = true[:len(df)]
   given, suggested = df["given_label"].to_numpy(), df["suggested_label"].to_numpy()
-  row = dict(run=workdir, window_closed=closed, given=float((given == true).mean()))
+  row = dict(run=workdir, window_closed=decide.early_window_closed(workdir),
+             given=float((given == true).mean()))
   for m in margins:
     d = decide.rule(df["p_given"].to_numpy(), df["p_suggested"].to_numpy(), given != suggested,
                     m)

@@ -365,13 +365,10 @@ def _finetuned(config, case, seed, features, loaded, workdir: str) -> dict:
 
 
 def _corrected(result: api.LabelIssues, truth: np.ndarray) -> float:
-  """Label accuracy of corrected_labels.npy as a run makes it today: the decisions taken
-  again (`decide.add`, a function of the run's scores and whether its window closed)."""
+  """Label accuracy of corrected_labels.npy as a run makes it today (`decide.again`)."""
   if "early_rival" not in result.scores:  # a run without threshold copies
     return float("nan")
-  closed = result.summary.get("early_window_closed") is not False
-  decided = decide.add(result.scores, result.summary["num_classes"], window_closed=closed)
-  return float(np.mean(decide.corrected(decided) == truth))
+  return float(np.mean(decide.corrected(decide.again(result.workdir)) == truth))
 
 
 def _pivot(df, value, column, order) -> pd.DataFrame:

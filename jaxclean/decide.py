@@ -48,6 +48,21 @@ def add(df: pd.DataFrame, num_classes: int, window_closed: bool = True) -> pd.Da
   return out
 
 
+def early_window_closed(workdir: str) -> bool:
+  """Whether a finished run's early window closed before its last epoch (history.csv)."""
+  return not pd.read_csv(os.path.join(workdir, "history.csv"))["early"].astype(bool).all()
+
+
+def again(workdir: str) -> pd.DataFrame:
+  """A finished run's scores.csv with its decisions taken again under today's rule: they
+  are a function of its columns, its classes (summary.json) and `early_window_closed`."""
+  import json
+  with open(os.path.join(workdir, "summary.json")) as f:
+    num_classes = json.load(f)["num_classes"]
+  return add(pd.read_csv(os.path.join(workdir, "scores.csv")), num_classes,
+             window_closed=early_window_closed(workdir))
+
+
 def rule(p_given: np.ndarray, p_suggested: np.ndarray, differs: np.ndarray,
          margin: float = MARGIN, review: float = REVIEW) -> np.ndarray:
   """The default decision from the two probabilities; NaN (never seen) keeps."""

@@ -108,6 +108,21 @@ def test_run_corrects_labels(digits_config, tmp_path):
   review = pd.read_csv(tmp_path / "review.csv")
   assert (np.diff(review["p_given"]) >= 0).all()
   assert set(review["index"]) == set(df["index"][df["decision"] == "review"])
+  # Decided again from the finished run's files: the run's own decisions, at the margin its
+  # early window calls for; a window left open relabels only at OPEN_MARGIN.
+  again = decide.again(str(tmp_path))
+  np.testing.assert_array_equal(again["decision"], df["decision"])
+  closed = decide.early_window_closed(str(tmp_path))
+  assert closed == (not pd.read_csv(tmp_path / "history.csv")["early"].all())
+  args = (again["p_given"].to_numpy(), again["p_suggested"].to_numpy(),
+          given != again["suggested_label"].to_numpy())
+  np.testing.assert_array_equal(
+      again["decision"], decide.rule(*args, decide.MARGIN if closed else decide.OPEN_MARGIN))
+  num_classes = jaxclean.load_result(str(tmp_path)).summary["num_classes"]
+  kept_open = decide.add(again, num_classes, window_closed=False)
+  np.testing.assert_array_equal(kept_open["decision"], decide.rule(*args, decide.OPEN_MARGIN))
+  assert (kept_open["decision"] == "relabel").sum() < (decide.rule(*args, decide.MARGIN)
+                                                       == "relabel").sum()
 
 
 def test_decisions_file_needs_given_labels(digits_config, tmp_path):
