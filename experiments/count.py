@@ -33,9 +33,8 @@ import pandas as pd
 from absl import app, flags
 
 from configs import default
-from experiments import tables
+from experiments import dumps, tables
 from jaxclean import protocol
-from jaxclean import records as records_lib
 from jaxclean import scores as scores_lib
 
 _DUMPS = flags.DEFINE_string("dumps", None, "Directory of probe dumps (one folder per case).")
@@ -47,21 +46,16 @@ EARLY = default.get_config().early
 ALTERNATIVES = ("soft_interp", "posterior")
 
 
-def curve(path: str) -> pd.DataFrame:
-  """Per epoch (from 2: the records' early window starts after `aum.skip_epochs` = 1):
-  C(e), the posterior's expected count, and the copies' accuracy and mean probability."""
-  meta = np.load(os.path.join(path, "meta.npz"))
-  logits = np.load(os.path.join(path, "logits.npy"), mmap_mode="r")
+def curve(meta, logits) -> pd.DataFrame:
+  """Per epoch of a dump (`dumps.load`; from 2: the records' early window starts after
+  `aum.skip_epochs` = 1): C(e), the posterior's expected count, and the copies' accuracy
+  and mean probability."""
   labels = meta["labels"]
-  n, c, copies = len(labels), logits.shape[-1] - 1, len(meta["sources"])
-  rows = jnp.arange(n + copies)
-  run_labels = jnp.concatenate([jnp.asarray(labels), jnp.full(copies, c)])
-  mask_extra = (jnp.arange(c + 1) >= c)[None] & (run_labels < c)[:, None]
-  update = jax.jit(records_lib.update)
-  r, out = records_lib.init(n + copies), []
+  n, c = len(labels), logits.shape[-1] - 1
+  r, step = dumps.replayer(labels, len(meta["sources"]), logits.shape[-1])
+  out = []
   for e in range(len(logits)):
-    z = jnp.where(mask_extra, -1e9, jnp.asarray(logits[e], jnp.float32))
-    r = update(r, rows, z, run_labels, jnp.ones(n + copies, bool), e >= 1, e >= 1)
+    r = step(r, logits[e], e >= 1, e >= 1)
     if e == 0:
       continue
     orig, copy = (jax.tree.map(lambda a, s=s: a[s], r) for s in (slice(0, n), slice(n, None)))
@@ -108,9 +102,9 @@ def _train_seconds(path: str, epochs: int) -> float | None:
 
 
 def case_rows(path: str, budgets: list[int]) -> list[dict]:
-  meta = np.load(os.path.join(path, "meta.npz"))
+  meta, logits = dumps.load(path)
   wrong, n = int(meta["is_noisy"].sum()), len(meta["labels"])
-  df, name = curve(path), os.path.basename(path.rstrip("/"))
+  df, name = curve(meta, logits), os.path.basename(path.rstrip("/"))
   last = int(df["epoch"].iloc[-1])
   out = []
   for budget in budgets:

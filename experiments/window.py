@@ -24,9 +24,8 @@ import numpy as np
 import pandas as pd
 from absl import app, flags
 
-from experiments import tables
+from experiments import dumps, tables
 from jaxclean import protocol, quality
-from jaxclean import records as records_lib
 from jaxclean import scores as scores_lib
 
 _DUMPS = flags.DEFINE_string("dumps", None, "Directory of probe dumps (one folder per case).")
@@ -41,15 +40,11 @@ _CURVE = flags.DEFINE_bool("curve", False, "Instead: the count had the window cl
 def replay(logits, labels, copies, tau, epochs, skip=1, min_epochs=2, soft=2.0):
   """Records of originals and copies after `epochs` epochs, and the window's length: it
   closes when the copies' accuracy reaches `tau` or their mean probability `soft`."""
-  n, c = len(labels), logits.shape[-1] - 1
-  rows = jnp.arange(n + copies)
-  run_labels = jnp.concatenate([jnp.asarray(labels), jnp.full(copies, c)])
-  mask_extra = (jnp.arange(c + 1) >= c)[None] & (run_labels < c)[:, None]
-  update = jax.jit(records_lib.update)
-  r, early, window = records_lib.init(n + copies), True, epochs
+  n = len(labels)
+  r, step = dumps.replayer(labels, copies, logits.shape[-1])
+  early, window = True, epochs
   for e in range(epochs):
-    z = jnp.where(mask_extra, -1e9, jnp.asarray(logits[e], jnp.float32))
-    r = update(r, rows, z, run_labels, jnp.ones(n + copies, bool), e >= skip, early and e >= skip)
+    r = step(r, logits[e], e >= skip, early and e >= skip)
     if early and e + 1 >= min_epochs and (float(jnp.mean(r.correct[n:])) >= tau
                                           or float(jnp.mean(jnp.exp(-r.loss[n:]))) >= soft):
       early, window = False, e + 1
@@ -57,8 +52,7 @@ def replay(logits, labels, copies, tau, epochs, skip=1, min_epochs=2, soft=2.0):
 
 
 def case_rows(path, taus, softs, epochs):
-  meta = np.load(os.path.join(path, "meta.npz"))
-  logits = np.load(os.path.join(path, "logits.npy"), mmap_mode="r")
+  meta, logits = dumps.load(path)
   labels, noisy, truth = meta["labels"], meta["is_noisy"], meta["clean"]
   n, c = len(labels), logits.shape[-1] - 1
   out = []
@@ -90,8 +84,7 @@ def case_rows(path, taus, softs, epochs):
 def curve_row(path, tau=0.085, soft=0.15, epochs=15):
   """The count's error had the window closed after each epoch (1-based: `e1`, ...), the
   epoch the rule (`tau`, `soft`) closes it after, and `protocol.count_interval` there."""
-  meta = np.load(os.path.join(path, "meta.npz"))
-  logits = np.load(os.path.join(path, "logits.npy"), mmap_mode="r")
+  meta, logits = dumps.load(path)
   labels, wrong, copies = meta["labels"], int(meta["is_noisy"].sum()), len(meta["sources"])
   c = logits.shape[-1] - 1
   counts = [int(scores_lib.confident_count(replay(logits, labels, copies, 2.0, e)[0],
