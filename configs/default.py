@@ -50,6 +50,10 @@ def get_config():
   # The detection recipe of the AUM reference code: SGD with momentum at a constant rate,
   # no weight decay (measured in experiments/results/recipe; see README).
   c.batch_size = 128
+  # Vectors (N, D), such as embeddings or a frozen backbone's features: batch_size and
+  # optimizer.lr both doubled where an epoch keeps at least 16 steps, the same answers in
+  # half the steps (experiments/results/standin/recipe.md); False: as set.
+  c.vector_batch = True
   c.num_epochs = 20
   c.optimizer = dict(lr=0.05, momentum=0.9, nesterov=False, weight_decay=0.0,
                      schedule="constant", drops=(0.5, 0.75), drop_factor=0.1, warmup_epochs=0)

@@ -71,3 +71,19 @@ def test_two_run_predictions_are_real_classes(digits_config, tmp_path):
   out = protocol.train_and_evaluate(c, str(tmp_path))
   assert out["scores"]["final_prediction"].between(0, 9).all()
   assert out["scores"]["suggested_label"].between(0, 9).all()
+
+
+@pytest.mark.parametrize("n, batch", [(2000, 128), (4095, 128), (4096, 256), (50000, 256)])
+def test_vectors_get_twice_the_batch_and_rate_where_an_epoch_keeps_16_steps(n, batch):
+  from jaxclean.data import sources
+  c = _parse("configs/default.py")
+  labels = np.arange(n) % 3
+  vectors = sources.from_arrays(c.data, np.zeros((n, 5), np.float32), labels)
+  r = protocol.resolve(c, vectors)
+  assert (r.batch_size, r.optimizer.lr) == (batch, pytest.approx(0.05 * batch / 128))
+  assert n // r.batch_size >= protocol.MIN_STEPS or r.batch_size == 128
+  images = sources.from_arrays(c.data, np.zeros((n, 16, 16, 1), np.float32), labels)
+  assert (protocol.resolve(c, images).batch_size, c.batch_size) == (128, 128)  # c unchanged
+  with c.unlocked():
+    c.vector_batch = False
+  assert protocol.resolve(c, vectors).batch_size == 128
