@@ -30,7 +30,8 @@ from process start to its results on disk (the Python start and every import inc
             threads on 2 cores that other jobs load spin and wait (109 s against 2.5 s for
             the cross-validation at load 8)
 Each process also reports its own import and call seconds. Every jaxclean run's scores.csv,
-label_issues.csv, corrected_labels.npy and summary.json must be the same (checked). Prints
+label_issues.csv, corrected_labels.npy and summary.json must be the same as its code's first
+run's (checked; whether `before` writes the same as now is printed). Prints
 the command, date, machine, versions and load first, medians per process last; the last line
 is `jaxclean / cleanlab wall time: warm R, cold R; on one thread: warm R1, cold R1` (ratios
 of medians).
@@ -203,11 +204,15 @@ def main(argv=None):
     warm_cache = os.path.join(tmp, "cache_warm")
     first = os.path.join(tmp, "filling")
     run(JAXCLEAN, [xp, yp, first, extra], environment(ROOT, warm_cache), tmp)  # fills the cache
+    firsts = {k: first for k in ("cold", "warm")}
     if a.before:
-      before = run(JAXCLEAN, [xp, yp, os.path.join(tmp, "check"), extra],
+      firsts["before"] = os.path.join(tmp, "check")
+      before = run(JAXCLEAN, [xp, yp, firsts["before"], extra],
                    environment(os.path.abspath(a.before), None), tmp)
       if not before["file"].startswith(os.path.abspath(a.before)):
         sys.exit(f"--before: jaxclean was imported from {before['file']}")
+      print(f"before and now write the same {', '.join(OUTPUTS)}: "
+            f"{'yes' if same_outputs(first, firsts['before']) else 'no'}")
     print(f"\nround  {'process':9s} {'wall_s':>7s} {'import_s':>8s} {'call_s':>7s} "
           f"{'count':>6s} {'flagged':>7s}  load1", flush=True)
     for r in range(a.rounds):
@@ -223,7 +228,7 @@ def main(argv=None):
                    warm_cache if kind == "warm" else None)
           out = run(JAXCLEAN, [xp, yp, workdir, extra],
                     environment(a.before if kind == "before" else ROOT, cache), tmp)
-          if not same_outputs(first, workdir):
+          if not same_outputs(firsts[kind], workdir):
             sys.exit(f"{kind} round {r}: outputs differ from the first run's ({OUTPUTS})")
         times[kind].append(out["wall_s"])
         loads.append(load)
@@ -233,7 +238,7 @@ def main(argv=None):
   med = {k: statistics.median(v) for k, v in times.items()}
   lines = ["", f"medians of {a.rounds} round(s), whole processes (wall s): "
            + ", ".join(f"{k} {v:.2f}" for k, v in med.items()),
-           f"every jaxclean run wrote the same {', '.join(OUTPUTS)}",
+           f"every jaxclean run wrote the same {', '.join(OUTPUTS)} as its code's first run",
            f"# {load_text()} at the end; 1-minute load when the processes started: "
            f"{min(loads):.2f} to {max(loads):.2f} on {os.cpu_count()} cores"]
   if "before" in med:

@@ -56,12 +56,18 @@ def get_config():
       # name -> (feature normalisation: none | l2, jaxclean overrides); the pipeline always
       # standardises each feature (Dataset.mean_std of (N, 1, 1, D) vectors).
       recipes=dict(
-          default=("none", {}),  # MLP (256, 256), SGD lr 0.05 momentum 0.9, no wd, 20 epochs
-          linear=("none", {"model.name": "mlp", "model.hidden": ()}),
-          lr_0_01=("none", {"optimizer.lr": 0.01}),
+          # MLP (256, 256), SGD momentum 0.9, no wd, 20 epochs; batch 256 at lr 0.1 on
+          # every case here (vector_batch: batch_size 128 and lr 0.05, both x2)
+          default=("none", {}),
+          b128=("none", {"vector_batch": False}),  # batch 128, lr 0.05: the image recipe
+          b512_lr0_2=("none", {"batch_size": 512, "optimizer.lr": 0.2, "vector_batch": False}),
+          b512_lr0_1=("none", {"batch_size": 512, "optimizer.lr": 0.1, "vector_batch": False}),
+          # measured on batch 128 (the default before vector_batch)
+          linear=("none", {"model.name": "mlp", "model.hidden": (), "vector_batch": False}),
+          lr_0_01=("none", {"optimizer.lr": 0.01, "vector_batch": False}),
           wd_5e_4=("none", {"optimizer.weight_decay": 5e-4}),
-          l2=("l2", {}),
-          linear_l2=("l2", {"model.name": "mlp", "model.hidden": ()}),
+          l2=("l2", {"vector_batch": False}),
+          linear_l2=("l2", {"model.name": "mlp", "model.hidden": (), "vector_batch": False}),
       ),
       chosen="default",
       # Splitting the work between processes: regexes on the case labels and the recipe
