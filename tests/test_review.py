@@ -80,6 +80,12 @@ def test_review_decide_reload_export_and_rerun(run, browser):
                                ".textContent)")
   items = data["items"]
   assert len(items) == len(todo)
+  from jaxclean import decide
+  closed = decide.early_window_closed(str(workdir))
+  margin = decide.MARGIN if closed else decide.OPEN_MARGIN
+  assert (data["margin"], data["window_closed"]) == (margin, closed)
+  lead = driver.find_element(By.CSS_SELECTOR, "#review p.lead").text
+  assert f"by more than {margin}" in lead and ("never closed" in lead) == (not closed)
   first = [it[0] for it in items[:5]]
 
   # By click: keep the first example's given label.
