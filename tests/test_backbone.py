@@ -136,6 +136,13 @@ def test_model_starts_from_the_given_variables(digits_config):
   for member in range(2):  # the hidden layer from `start`; the head (11 outputs) fresh
     np.testing.assert_array_equal(hidden[member], start["params"]["Dense_1"]["kernel"])
   assert head.shape == (2, 32, 11) and not np.allclose(head[0], head[1])
+  # With variables the whole model trains at backbone.lr_scale x optimizer.lr; without, at lr.
+  from jaxclean.data import sources
+  ds = sources.from_arrays(c.data, np.zeros((20, 8, 8, 1), np.float32), np.arange(20) % 10)
+  assert protocol.resolve(c, ds).optimizer.lr == pytest.approx(
+      c.optimizer.lr * c.backbone.lr_scale)
+  c.model.name = models.given(module)
+  assert protocol.resolve(c, ds).optimizer.lr == c.optimizer.lr
   with pytest.raises(InputError, match="entries the model does not"):
     c.model.name = models.given(module, {"params": {"Other": {"kernel": np.zeros(3)}}})
     train.create_train_state(c, train.model_for(c, 11, (8, 8, 1)), (8, 8, 1), 10)
