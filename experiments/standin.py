@@ -460,8 +460,11 @@ def write_tables(config, workdir, df, info, seconds, command) -> None:
           "differs; jaxclean+kNN: the mean of the two ranks, the top jaxclean-count flagged.",
           "Forward pass: the stand-in's embed time, scaled to the case's images.",
           "fine-tuned: the stand-in trained on the case's images inside jaxclean's step, as a "
-          "user's own model (find_label_issues(images, labels, model=, variables=)); "
-          f"seeds {tuple(config.exp.finetune_seeds)}, cases matching {config.exp.finetune!r}."])
+          "user's own model (find_label_issues(images, labels, model=, variables=), so at "
+          "backbone.lr_scale x optimizer.lr); "
+          f"seeds {tuple(config.exp.finetune_seeds)}, cases matching {config.exp.finetune!r}.",
+          "Wall seconds: jaxclean and cleanlab one process at a time on 2 otherwise idle "
+          "cores; fine-tuned mostly two processes at a time."])
 
 
 if __name__ == "__main__":
