@@ -174,7 +174,8 @@ def interval_words(summary: dict) -> str:
   if summary.get("early_window_closed", True):
     return words + ", the count read one epoch earlier or later"
   return (words + ", from its change over the last epoch: training ended before the model "
-          "began to learn wrong labels, which is when the count is read")
+          "began to learn wrong labels, which is when the count is read; more epochs "
+          "(num_epochs) make it surer")
 
 
 def _flags(run: dict, order: np.ndarray, estimated: int | None) -> tuple[np.ndarray | None, str]:

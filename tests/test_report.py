@@ -319,6 +319,7 @@ def test_interval_words(closed, words):
   if closed is not None:
     summary["early_window_closed"] = closed
   assert report.interval_words(summary).startswith(words)
+  assert report.interval_words(summary).endswith("(num_epochs) make it surer") == (closed is False)
   assert report.interval_words({}) == ""
 
 
