@@ -459,7 +459,8 @@ def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
       + (f"backbone {config.backbone.name} ({config.backbone.mode}), " if config.backbone.name
          else "")
       + f"model {config.model.name} x{config.ensemble}, "
-      f"{config.num_epochs} epochs of batch {config.batch_size} at lr {config.optimizer.lr:g}, {mesh.size} {jax.default_backend()} device(s); "
+      f"{config.num_epochs} epochs of batch {config.batch_size} at lr {config.optimizer.lr:g}, "
+      f"{mesh.size} {jax.default_backend()} device(s); "
       f"threshold examples: {config.aum.threshold_samples}")
   done = os.path.join(workdir, "summary.json")  # written by a run that finished training
   finished = lead and os.path.isfile(done) and time.localtime(os.path.getmtime(done))

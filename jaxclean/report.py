@@ -638,7 +638,8 @@ def _render(run: dict, top: int) -> str:
       data_map=data_map, aum_png=aum_png, aum_caption=aum_caption, curves=curves,
       count_curve=count_curve,
       review=review_lib.items(workdir, scores, names, None if images is None else
-                              lambda i: _thumbnail(images[i], lo, hi, upscale=False)),
+                              lambda i: _thumbnail(images[i], lo, hi, upscale=False),
+                              summary.get("early_window_closed") is not False),
       colours=dict(flagged=FLAGGED_COLOUR, clean=CLEAN_COLOUR, wrong=WRONG_COLOUR))
 
 

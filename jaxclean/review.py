@@ -32,11 +32,11 @@ def run_key(workdir: str, scores: pd.DataFrame) -> str:
 
 
 def items(workdir: str, scores: pd.DataFrame, class_names: list[str],
-          thumbnail: Callable[[int], str] | None) -> dict | None:
+          thumbnail: Callable[[int], str] | None, window_closed: bool = True) -> dict | None:
   """The review page's data (None without decisions): rows of (index, given, suggested,
   support, P(given right), P(suggestion right), automatic decision, thumbnail or ''), and
   the relabelling margin the run's decisions took (`decide.MARGIN`, or `OPEN_MARGIN` where
-  its early window never closed)."""
+  its early window never closed: summary.json's `early_window_closed` is False)."""
   if "decision" not in scores:
     return None
   rows = []
@@ -50,10 +50,10 @@ def items(workdir: str, scores: pd.DataFrame, class_names: list[str],
     out.append([int(r.index), int(r.given_label), int(r.suggested_label),
                 _round(r.suggested_support), _round(r.p_given), _round(r.p_suggested),
                 r.decision, thumb or ""])
-  closed = decide.early_window_closed(workdir)
   return dict(run=run_key(workdir, scores), classes=class_names, items=out,
-              thumbs=min(THUMBS, len(out)), window_closed=closed,
-              margin=decide.MARGIN if closed else decide.OPEN_MARGIN, closed_margin=decide.MARGIN)
+              thumbs=min(THUMBS, len(out)), window_closed=window_closed,
+              margin=decide.MARGIN if window_closed else decide.OPEN_MARGIN,
+              closed_margin=decide.MARGIN)
 
 
 def _round(x) -> float | None:
