@@ -21,6 +21,7 @@ from configs import default
 from configs.exp_compare import FASHION_MNIST_PAIRS
 
 CIFAR10N = ("aggre", "random1", "random2", "random3", "worst")
+B128 = {"vector_batch": False}  # recipes measured at batch 128, lr 0.05
 
 
 def get_config():
@@ -59,15 +60,15 @@ def get_config():
           # MLP (256, 256), SGD momentum 0.9, no wd, 20 epochs; batch 256 at lr 0.1 on
           # every case here (vector_batch: batch_size 128 and lr 0.05, both x2)
           default=("none", {}),
-          b128=("none", {"vector_batch": False}),  # batch 128, lr 0.05: the image recipe
-          b512_lr0_2=("none", {"batch_size": 512, "optimizer.lr": 0.2, "vector_batch": False}),
-          b512_lr0_1=("none", {"batch_size": 512, "optimizer.lr": 0.1, "vector_batch": False}),
+          b128=("none", B128),  # batch 128, lr 0.05: the image recipe
+          b512_lr0_2=("none", {"batch_size": 512, "optimizer.lr": 0.2, **B128}),
+          b512_lr0_1=("none", {"batch_size": 512, "optimizer.lr": 0.1, **B128}),
           # measured on batch 128 (the default before vector_batch)
-          linear=("none", {"model.name": "mlp", "model.hidden": (), "vector_batch": False}),
-          lr_0_01=("none", {"optimizer.lr": 0.01, "vector_batch": False}),
+          linear=("none", {"model.name": "mlp", "model.hidden": (), **B128}),
+          lr_0_01=("none", {"optimizer.lr": 0.01, **B128}),
           wd_5e_4=("none", {"optimizer.weight_decay": 5e-4}),
-          l2=("l2", {"vector_batch": False}),
-          linear_l2=("l2", {"model.name": "mlp", "model.hidden": (), "vector_batch": False}),
+          l2=("l2", B128),
+          linear_l2=("l2", {"model.name": "mlp", "model.hidden": (), **B128}),
       ),
       chosen="default",
       # Splitting the work between processes: regexes on the case labels and the recipe
