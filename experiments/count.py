@@ -16,6 +16,8 @@ within it. Beside today's rule, the alternatives measured (`ALTERNATIVES`):
                than accuracy, read between epoch ends
   posterior    the expected number of wrong labels under `scores.label_posterior`
                (sum of P(given wrong)) at today's close
+  aum99        the AUM paper's count at today's close: originals whose AUM so far is
+               below the 99th percentile of the copies' (`aum.rule=percentile`)
 
   python -m experiments.count --dumps=runs/probe --out=experiments/results/count
 """
@@ -43,13 +45,14 @@ _OUT = flags.DEFINE_string("out", None, "Directory for count.md and count.csv.")
 
 SOFT = 0.14
 EARLY = default.get_config().early
-ALTERNATIVES = ("soft_interp", "posterior")
+PERCENTILE = default.get_config().aum.percentile
+ALTERNATIVES = ("soft_interp", "posterior", "aum99")
 
 
 def curve(meta, logits) -> pd.DataFrame:
   """Per epoch of a dump (`dumps.load`; from 2: the records' early window starts after
-  `aum.skip_epochs` = 1): C(e), the posterior's expected count, and the copies' accuracy
-  and mean probability."""
+  `aum.skip_epochs` = 1): C(e), the posterior's expected count, the AUM paper's count,
+  and the copies' accuracy and mean probability."""
   labels = meta["labels"]
   n, c = len(labels), logits.shape[-1] - 1
   r, step = dumps.replayer(labels, len(meta["sources"]), logits.shape[-1])
@@ -61,8 +64,10 @@ def curve(meta, logits) -> pd.DataFrame:
     orig, copy = (jax.tree.map(lambda a, s=s: a[s], r) for s in (slice(0, n), slice(n, None)))
     p_given = scores_lib.label_posterior(*scores_lib.early_probabilities(orig),
                                          jnp.asarray(labels), c)[0]
+    aum = np.asarray(r.margin_sum / r.aum_seen)
     out.append(dict(epoch=e + 1, count=int(scores_lib.confident_count(orig, labels, c)[0]),
                     posterior=float(jnp.nansum(1 - p_given)),
+                    aum99=int((aum[:n] < np.percentile(aum[n:], PERCENTILE)).sum()),
                     copies_accuracy=float(jnp.mean(copy.correct)),
                     copies_probability=float(jnp.mean(jnp.exp(-copy.loss)))))
   return pd.DataFrame(out)
@@ -115,12 +120,13 @@ def case_rows(path: str, budgets: list[int]) -> list[dict]:
     history = df.assign(early=df["epoch"] <= at, estimated_wrong_labels=df["count"])
     low, high = protocol.count_interval(history[history["epoch"] <= at], 1)
     posterior = float(df.set_index("epoch")["posterior"][at])
+    aum99 = float(df.set_index("epoch")["aum99"][at])
     out.append(dict(case=name, examples=n, wrong=wrong, epochs=budget, closes_after=at,
                     closed=closed, estimate=estimate, error=estimate / wrong - 1,
                     interval=f"{low}-{high}", covers=bool(low <= wrong <= high),
                     half_width=(high - low) / 2 / max(estimate, 1),
                     soft_interp=soft_interp(df, budget) / wrong - 1,
-                    posterior=posterior / wrong - 1,
+                    posterior=posterior / wrong - 1, aum99=aum99 / wrong - 1,
                     train_seconds=_train_seconds(path, min(budget, last))))
   return out
 

@@ -326,6 +326,11 @@ def test_probe_then_window(tmp_path):
   assert row["estimate"] == summary["estimated_wrong_labels"]
   assert row["interval"] == "-".join(map(str, summary["estimated_wrong_labels_interval"]))
   assert row["wrong"] == 90 and abs(row["error"] - (row["estimate"] / 90 - 1)) < 1e-9
+  # Its AUM count at the close (the last epoch here) is the percentile rule's on the run's
+  # own AUMs: scores.csv's originals against threshold_samples.csv's copies.
+  assert row["closes_after"] == 4
+  aum, copies = (pd.read_csv(workdir / f)["aum"] for f in ("scores.csv", "threshold_samples.csv"))
+  assert row["aum99"] == (aum < np.percentile(copies, 99)).sum() / 90 - 1
   # A budget past the dump's epochs is answered only where the window closed within it.
   assert set(table["epochs"]) == ({4, 8} if row["closed"] else {4})
   # experiments.margin decides the run again: its default column is corrected_labels.npy's.
