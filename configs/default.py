@@ -43,9 +43,9 @@ def get_config():
   # function from a batch of images (B, H, W, C) to features (B, D).
   # frozen: embed every example once (cached under data.cache_dir/embeddings) and train
   # the model (auto: the MLP) on the features; finetune: backbone and a linear head train
-  # together, the backbone at lr_scale x optimizer.lr, only variables whose path matches
+  # together at lr_scale x optimizer.lr, of the backbone only variables whose path matches
   # the regex `trainable` ('' = all). image_size: 0 = the preset's. A model given with
-  # variables= (trained weights) trains at lr_scale x optimizer.lr, all of it.
+  # variables= (trained weights) also trains at lr_scale x optimizer.lr, all of it.
   c.backbone = dict(name="", mode="frozen", batch_size=64, image_size=0, lr_scale=0.1,
                     trainable="")
   # The detection recipe of the AUM reference code: SGD with momentum at a constant rate,

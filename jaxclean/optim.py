@@ -32,26 +32,25 @@ def make_optimizer(config, steps_per_epoch: int, backbone_paths: list[str] | Non
   """SGD with (Nesterov) momentum and coupled weight decay, as in the references.
 
   With `backbone_paths` (a fine-tuned backbone, `models.Finetuned`: the `backbone`
-  parameter list in that order) the backbone's variables whose path matches
-  `backbone.trainable` train at `backbone.lr_scale` times the rate, the others not at all.
+  parameter list in that order) only the backbone's variables whose path matches
+  `backbone.trainable` train with the head, the others not at all (the whole run's rate
+  is `backbone.lr_scale` times `optimizer.lr`: `protocol.resolve`).
   """
   o = config.optimizer
 
-  def sgd(scale: float) -> optax.GradientTransformation:
-    schedule = make_schedule(config, steps_per_epoch)
+  def sgd() -> optax.GradientTransformation:
     return optax.chain(
         optax.add_decayed_weights(o.weight_decay),
-        optax.sgd(lambda step: scale * schedule(step), momentum=o.momentum or None,
+        optax.sgd(make_schedule(config, steps_per_epoch), momentum=o.momentum or None,
                   nesterov=o.nesterov))
 
   if backbone_paths is None:
-    return sgd(1.0)
+    return sgd()
   pattern = re.compile(config.backbone.trainable or ".*")
-  trains = ["backbone" if pattern.search(p) else "frozen" for p in backbone_paths]
+  trains = ["train" if pattern.search(p) else "frozen" for p in backbone_paths]
 
   def labels(params):
-    return {k: (list(trains) if k == "backbone" else jax.tree.map(lambda _: "head", v))
+    return {k: (list(trains) if k == "backbone" else jax.tree.map(lambda _: "train", v))
             for k, v in params.items()}
 
-  return optax.multi_transform({"head": sgd(1.0), "backbone": sgd(config.backbone.lr_scale),
-                                "frozen": optax.set_to_zero()}, labels)
+  return optax.multi_transform({"train": sgd(), "frozen": optax.set_to_zero()}, labels)

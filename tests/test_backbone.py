@@ -89,21 +89,26 @@ def test_backbone_finetune_command_line(npz, tmp_path):
 
 
 def test_finetune_trains_the_backbone_at_its_rate_and_only_what_matches(digits_config):
+  from jaxclean.data import sources
   c = digits_config
   c.backbone.name, c.backbone.mode = "tiny_resnet", "finetune"
   c.backbone.lr_scale, c.backbone.trainable = 0.1, "conv1"
   c.optimizer.momentum = 0.0
+  lr = c.optimizer.lr
+  # Backbone and head at lr_scale x lr (protocol.resolve), as a model given with variables.
+  ds = sources.from_arrays(c.data, np.zeros((20, 16, 16, 3), np.float32), np.arange(20) % 5)
+  c = protocol.resolve(c, ds)
+  assert c.optimizer.lr == pytest.approx(lr * 0.1)
   model = train.model_for(c, 5, (16, 16, 3))
   state = train.create_train_state(c, model, (16, 16, 3), 10)
   grads = jax.tree.map(jnp.ones_like, state.params)
   new = state.apply_gradients(grads=grads)
-  lr = c.optimizer.lr
   moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), state.params, new.params)
   paths = model.backbone.paths()
   for path, step in zip(paths, moved["backbone"]):
     assert step == pytest.approx(lr * 0.1 if "conv1" in path else 0.0, rel=1e-5), path
   assert any("conv1" in p for p in paths) and not all("conv1" in p for p in paths)
-  assert jax.tree.leaves(moved["Dense_0"]) == pytest.approx([lr, lr], rel=1e-5)
+  assert jax.tree.leaves(moved["Dense_0"]) == pytest.approx([lr * 0.1] * 2, rel=1e-5)
   # Pretrained weights are the start: every member holds the backbone's own values.
   np.testing.assert_allclose(state.params["backbone"][0][0], model.backbone.weights()[0][0])
 
