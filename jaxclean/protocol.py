@@ -144,6 +144,14 @@ def resolve(config, ds: data_lib.Dataset) -> ml_collections.ConfigDict:
   return c
 
 
+def model_name(config) -> str:
+  """The model a run trains, as its first line and summary.json name it: in fine-tune mode
+  the backbone with a linear head (`train.model_for`), else `model.name`."""
+  if config.backbone.name and config.backbone.mode == "finetune":
+    return f"{config.backbone.name} + linear head"
+  return config.model.name
+
+
 def record(config, ds: data_lib.Dataset, labels: np.ndarray, workdir: str, mesh) -> Recorded:
   """Trains and records: one run (with threshold copies if asked), or two threshold-sample runs;
   and GraNd of the originals with `config.grand.epochs` >= 0 (the first run's model)."""
@@ -461,7 +469,7 @@ def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
       f"(test {len(ds.test):,}); "
       + (f"backbone {config.backbone.name} ({config.backbone.mode}), " if config.backbone.name
          else "")
-      + f"model {config.model.name} x{config.ensemble}, "
+      + f"model {model_name(config)} x{config.ensemble}, "
       f"{config.num_epochs} epochs of batch {config.batch_size} at lr {config.optimizer.lr:g}, "
       f"{mesh.size} {jax.default_backend()} device(s); "
       f"threshold examples: {config.aum.threshold_samples}")
@@ -491,7 +499,7 @@ def _detect(config, workdir: str, ds: data_lib.Dataset, embed=None) -> dict:
   summary = dict(
       data=ds.name, train_split=config.data.train_split, eval_split=config.data.eval_split,
       num_examples=len(labels), num_classes=ds.num_classes, class_names=list(ds.class_names),
-      model=config.model.name, epochs=config.num_epochs, ensemble=config.ensemble,
+      model=model_name(config), epochs=config.num_epochs, ensemble=config.ensemble,
       test_accuracy=test_acc, estimated_wrong_labels=estimate,
       estimated_wrong_labels_interval=(
           count_interval(history, config.aum.skip_epochs) if estimate is not None

@@ -83,6 +83,8 @@ def test_backbone_finetune_command_line(npz, tmp_path):
   assert r.returncode == 0, r.stderr[-2000:]
   summary = json.load(open(tmp_path / "w" / "summary.json"))
   assert summary["image_shape"] == [16, 16, 3]  # raw pixels: the backbone trains on them
+  assert summary["model"] == "tiny_dinov2 + linear head"
+  assert "model tiny_dinov2 + linear head x1" in r.stdout
   scores = pd.read_csv(tmp_path / "w" / "scores.csv")
   assert len(scores) == 300 and scores["combined"].notna().all()
   assert summary["estimated_wrong_labels"] is not None
