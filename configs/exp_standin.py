@@ -70,6 +70,9 @@ def get_config():
           # four heads in one step, scores their means (run beside a fine-tuning process: its
           # seconds are not comparable; alone against default at 10k, 2.1x the time)
           ensemble4=("none", {"ensemble": 4}),
+          # 30 and 40 epochs (also run beside a fine-tuning process)
+          epochs30=("none", {"num_epochs": 30}),
+          epochs40=("none", {"num_epochs": 40}),
           l2=("l2", B128),
           linear_l2=("l2", {"model.name": "mlp", "model.hidden": (), **B128}),
       ),
