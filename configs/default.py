@@ -88,7 +88,9 @@ def get_config():
                          batch_size=config_dict.placeholder(int))
   c.num_devices = 0  # 0 = every device
   c.shard_records = False  # split the records over the devices (N / D rows each) instead of copies
-  c.checkpoint = dict(every_steps=0, keep=3)  # also saved at the end of every epoch
+  # Saved at every every_steps-th step (0: none), at the last step, and at an epoch's end
+  # once every_seconds have passed since the last save (0: every epoch end).
+  c.checkpoint = dict(every_steps=0, keep=3, every_seconds=30)
   c.eval_every_epochs = 1  # 0: only after the last epoch (always evaluated)
   c.log_every_steps = 20
   c.progress = True

@@ -95,8 +95,9 @@ def check_config(config) -> None:
   retrain_epochs = c.retrain.get("num_epochs")
   _require(retrain_epochs is None or retrain_epochs >= 1,
            f"clean.retrain.num_epochs must be at least 1, got {retrain_epochs}")
-  _require(config.checkpoint.every_steps >= 0 and config.checkpoint.keep >= 1,
-           "checkpoint.every_steps must be >= 0 and checkpoint.keep >= 1")
+  _require(config.checkpoint.every_steps >= 0 and config.checkpoint.keep >= 1
+           and config.checkpoint.every_seconds >= 0,
+           "checkpoint.every_steps and every_seconds must be >= 0 and checkpoint.keep >= 1")
   _require(config.num_devices >= 0, f"num_devices must be >= 0, got {config.num_devices}")
 
 

@@ -522,6 +522,8 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                      keep=config.checkpoint.keep,
                                      every_steps=config.checkpoint.every_steps,
+                                     every_seconds=config.checkpoint.every_seconds,
+                                     last_step=config.num_epochs * spe,
                                      identity=run_identity(config, images, labels, num_classes))
   state = create_train_state(config, model_for(config, num_classes, shape), shape, spe)
   state, key = parallel.replicate((state, rng.key(config.seed, "augment")), mesh)
@@ -556,7 +558,7 @@ def fit(config, images: np.ndarray, labels: np.ndarray, num_classes: int, workdi
         for p in pieces:
           p.end(end)
         state = end.state
-      ckpt.maybe_save(step + 1, saved(), force=(step + 1) % spe == 0)
+      ckpt.maybe_save(step + 1, saved(), epoch_end=(step + 1) % spe == 0)
   ckpt.close()
   return FitResult(state=state,
                    records=host_records(records, n) if config.record_dynamics else None,

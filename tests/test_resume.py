@@ -266,3 +266,18 @@ def test_checkpointer_skips_unreadable_step(runs, tmp_path, how, caplog):
   assert step == steps[-2]
   assert int(np.asarray(tree["state"]["step"])) == steps[-2]
   assert f"checkpoint at step {steps[-1]} in" in caplog.text
+
+
+@pytest.mark.parametrize("every_steps, every_seconds, saved", [
+    (0, 3600, [10, 30]),  # the first epoch end (nothing saved yet) and the last step
+    (0, 0, [10, 20, 30]),  # every epoch end
+    (4, 3600, [4, 8, 12, 16, 20, 24, 28, 30]),  # every 4th step; 10 comes soon after 8
+])
+def test_checkpointer_saves_epoch_ends_by_time(tmp_path, every_steps, every_seconds, saved):
+  ckpt = checkpoint_lib.Checkpointer(str(tmp_path), keep=100, every_steps=every_steps,
+                                     every_seconds=every_seconds, last_step=30)
+  for step in range(1, 31):
+    ckpt.maybe_save(step, {"x": np.full(3, step)}, epoch_end=step % 10 == 0)
+    ckpt.manager.wait_until_finished()  # a save in progress would make the policy skip
+  ckpt.close()
+  assert sorted(ckpt.manager.all_steps()) == saved

@@ -95,8 +95,8 @@ def test_streamed_run_resumes_mid_epoch_to_the_same_ranking(digits_config, digit
 
   save = checkpoint_lib.Checkpointer.maybe_save
 
-  def save_then_stop(self, step, tree, force=False):  # a kill right after a checkpoint
-    save(self, step, tree, force)
+  def save_then_stop(self, step, tree, epoch_end=False):  # a kill right after a checkpoint
+    save(self, step, tree, epoch_end)
     if step == stop:
       self.close()
       raise _Interrupted
