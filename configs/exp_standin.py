@@ -83,8 +83,12 @@ def get_config():
       knn=15,  # neighbours of the kNN vote (cosine, itself excluded)
       # The stand-in fine-tuned on the images (find_label_issues(model=, variables=)): the
       # cases it runs on (a regex on their labels) and the seeds.
-      # finetune_overrides: find_label_issues keywords (configs/default.py's recipe if none).
-      finetune="10k", finetune_seeds=(0,), finetune_overrides={},
+      # finetune_scales: backbone.lr_scale values (results/finetune.md; the default's run is
+      # standin.md's fine-tuned). finetune_overrides: find_label_issues keywords.
+      # Seed 1 was run on the CIFAR-10N slices only; the runs were made at lr_scale 0.1 with
+      # optimizer__lr 0.025 / 0.05 (the same rates, 0.0025 / 0.005).
+      finetune="10k|Fashion", finetune_seeds=(0, 1), finetune_scales=(0.05, 0.1),
+      finetune_overrides={},
       cleanlab_folds=5,
   )
   return c

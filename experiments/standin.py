@@ -21,6 +21,7 @@ recipe against cleanlab).
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -320,23 +321,27 @@ def run(config, workdir: str, command: str | None = None) -> pd.DataFrame:
             mean_rank, count, top, majority, labels, truth), seconds=seconds + vote_seconds))
         write_tables(config, workdir, pd.DataFrame(rows), info,
                      time.perf_counter() - start, command)
-  for seed in config.exp.finetune_seeds:
-    for case in cases:
-      if not re.search(config.exp.finetune, case[0]):
-        continue
-      run_dir = os.path.join(workdir, "runs", settings.slug(case[0]), f"seed{seed}", "finetuned")
-      if config.exp.read_only and not os.path.isfile(os.path.join(run_dir, "seconds.txt")):
-        continue
-      rows.append(_finetuned(config, case, seed, features, loaded, run_dir))
-      write_tables(config, workdir, pd.DataFrame(rows), info, time.perf_counter() - start,
-                   command)
+  default_scale = config.backbone.lr_scale
+  for seed, scale, case in itertools.product(config.exp.finetune_seeds,
+                                             config.exp.finetune_scales, cases):
+    if not re.search(config.exp.finetune, case[0]):
+      continue
+    name = "finetuned" if scale == default_scale else f"finetuned_lr_scale_{scale:g}"
+    run_dir = os.path.join(workdir, "runs", settings.slug(case[0]), f"seed{seed}", name)
+    if config.exp.read_only and not os.path.isfile(os.path.join(run_dir, "seconds.txt")):
+      continue
+    rows.append(_finetuned(config, case, seed, scale, features, loaded, run_dir))
+    if scale != default_scale:  # finetune.md only; standin.md has the default's
+      rows[-1]["recipe"] = name
+    write_tables(config, workdir, pd.DataFrame(rows), info, time.perf_counter() - start,
+                 command)
   return pd.DataFrame(rows)
 
 
-def _finetuned(config, case, seed, features, loaded, workdir: str) -> dict:
+def _finetuned(config, case, seed, scale, features, loaded, workdir: str) -> dict:
   """The stand-in fine-tuned on the case's images by jaxclean's step, as a user's own model:
   `find_label_issues(images, labels, model=the stand-in's module, variables=its weights)`
-  (its 10-class head starts fresh: the run has 11 outputs)."""
+  (its 10-class head starts fresh: the run has 11 outputs), at `scale` x optimizer.lr."""
   label, name = case[0], case[1]
   standin = next(s for s in config.exp.standins if s["name"] == name)
   x, labels, truth, _, _ = _case(config, case, seed, features, loaded)
@@ -351,14 +356,15 @@ def _finetuned(config, case, seed, features, loaded, workdir: str) -> dict:
       api.find_label_issues(images, labels, x_test=np.asarray(test.images),
                             y_test=np.asarray(test.labels), model=model(standin, ds.num_classes),
                             variables=variables, workdir=workdir, seed=seed, progress=False,
-                            num_devices=1, **config.exp.finetune_overrides)
+                            num_devices=1, backbone__lr_scale=scale,
+                            **config.exp.finetune_overrides)
     with open(done, "w") as f:
       f.write(f"{t.seconds}")
   result = api.load_result(workdir)
   with open(done) as f:
     seconds = float(f.read())
   scores = result.scores
-  return dict(setting=label, seed=seed, embed_seconds=0.0, method="fine-tuned",
+  return dict(setting=label, seed=seed, embed_seconds=0.0, method="fine-tuned", lr_scale=scale,
               **_answers(scores["combined"].to_numpy(), int(result.estimated_wrong_labels),
                          result.flagged, scores["suggested_label"].to_numpy(), labels, truth),
               seconds=seconds, corrected=_corrected(result, truth))
@@ -411,6 +417,27 @@ def write_tables(config, workdir, df, info, seconds, command) -> None:
           f"{name}: {'L2-normalised rows, then ' if how == 'l2' else ''}the pipeline's "
           f"per-feature standardisation; {overrides or 'configs/default.py'}"
           for name, (how, overrides) in config.exp.recipes.items()])
+  tuned = df[df["method"] == "fine-tuned"]
+  if len(tuned):
+    scales = sorted(set(tuned["lr_scale"]))
+    tables.write_outputs(
+        config, workdir, "finetune", "The stand-in fine-tuned as a user's own model, at each "
+        "backbone.lr_scale", tuned, [
+            ("AUROC against the truly wrong labels", _pivot(tuned, "auroc", "lr_scale", scales)),
+            ("Count error (share of the truth)", _pivot(
+                tuned, "count_error", "lr_scale", scales), "+.3f"),
+            ("Runs with the count within 15 %", tuned.assign(
+                within=tuned["abs_count_error"] <= 0.15).groupby("lr_scale")["within"].agg(
+                    ["sum", "count"]).reset_index()),
+            ("Suggestion accuracy on all truly wrong labels", _pivot(
+                tuned, "suggestion", "lr_scale", scales)),
+            ("Label accuracy of corrected_labels.npy", _pivot(
+                tuned, "corrected", "lr_scale", scales)),
+            ("Wall seconds", _pivot(tuned, "seconds", "lr_scale", scales), ".0f")],
+        seconds, command, notes=[
+            f"Seeds {sorted(set(tuned['seed']))} where run (means over them); rate: "
+            "backbone.lr_scale x optimizer.lr (0.05), the whole model. Wall seconds: on 2 "
+            "cores, mostly beside another process."])
   chosen = df[(df["recipe"] == config.exp.chosen) | df["recipe"].isna()]
   chosen = chosen.assign(method=chosen["method"].replace({
       "jaxclean": "jaxclean", "jaxclean + kNN ranks": "jaxclean+kNN",

@@ -126,9 +126,9 @@ def resolve(config, ds: data_lib.Dataset) -> ml_collections.ConfigDict:
   a pretrained network (a model given with trained variables, or a backbone in fine-tune
   mode), its new head included, at `backbone.lr_scale` times `optimizer.lr` (from
   scratch's rate, it memorises the threshold copies within a few epochs: count 38-62 % low
-  on the stand-in table, 12-21 % at a tenth; a head at the full rate beside it, 16-35 %
-  low); and, with `vector_batch`, the batch and rate of vectors (N, D) doubled together
-  (`vector_batch`): the same answers in half the steps."""
+  on the stand-in table, 10-21 % at a tenth, -4 to +17 % at a twentieth; a head at the
+  full rate beside it, 16-35 % low); and, with `vector_batch`, the batch and rate of
+  vectors (N, D) doubled together (`vector_batch`): the same answers in half the steps."""
   c = config.copy_and_resolve_references()
   shape = ds.train.images.shape[1:]
   with c.unlocked():

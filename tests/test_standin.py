@@ -1,5 +1,7 @@
 """experiments/standin.py end to end at a tiny size: a digits stand-in, one case, two recipes."""
 
+import json
+
 import flax.serialization
 import numpy as np
 import pandas as pd
@@ -22,6 +24,7 @@ def _tiny(tmp_path):
   c.exp.knn = 5
   c.exp.cleanlab_folds = 2
   c.exp.finetune, c.exp.finetune_overrides = "digits", {"num_epochs": 2}
+  c.exp.finetune_seeds, c.exp.finetune_scales = (0,), (0.05, 0.1)
   return c
 
 
@@ -37,7 +40,16 @@ def test_standin(tmp_path):
   assert net.apply(variables, np.zeros((2, 8, 8, 1), np.float32), train=False).shape == (2, 10)
   assert set(df["method"]) == {"kNN vote", "cleanlab", "jaxclean", "jaxclean + kNN ranks",
                                "jaxclean + kNN ranks, kNN suggestion", "fine-tuned"}
-  assert len(df) == 2 + 2 * 3 + 1 and (df["wrong"] == 160).all()
+  assert len(df) == 2 + 2 * 3 + 2 and (df["wrong"] == 160).all()
+  # The default's rate fine-tuned is standin.md's; both rates are finetune.md's.
+  tuned = df[df["method"] == "fine-tuned"].set_index("lr_scale")
+  assert tuned["recipe"].isna()[0.05] and tuned["recipe"][0.1] == "finetuned_lr_scale_0.1"
+  for scale in (0.05, 0.1):
+    first = (tmp_path / "work" / "runs" / "digits_uniform_40pct" / "seed0"
+             / ("finetuned" if scale == 0.05 else "finetuned_lr_scale_0.1") / "config.json")
+    assert json.loads(first.read_text())["backbone"]["lr_scale"] == scale
+  finetune = (tmp_path / "work" / "finetune.md").read_text()
+  assert "| setting | 0.05 | 0.1 |" in finetune
   jax_rows = df[df["method"].isin(["jaxclean", "fine-tuned"])]
   assert jax_rows["corrected"].between(0, 1).all()  # corrected_labels.npy's label accuracy
   assert df["auroc"].between(0, 1).all() and df["after"].between(0, 1).all()
