@@ -428,16 +428,16 @@ def write_tables(config, workdir, df, info, seconds, command) -> None:
                 tuned, "count_error", "lr_scale", scales), "+.3f"),
             ("Runs with the count within 15 %", tuned.assign(
                 within=tuned["abs_count_error"] <= 0.15).groupby("lr_scale")["within"].agg(
-                    ["sum", "count"]).reset_index()),
+                    ["sum", "count"]).reset_index().astype({"lr_scale": str})),
             ("Suggestion accuracy on all truly wrong labels", _pivot(
                 tuned, "suggestion", "lr_scale", scales)),
             ("Label accuracy of corrected_labels.npy", _pivot(
                 tuned, "corrected", "lr_scale", scales)),
             ("Wall seconds", _pivot(tuned, "seconds", "lr_scale", scales), ".0f")],
         seconds, command, notes=[
-            f"Seeds {sorted(set(tuned['seed']))} where run (means over them); rate: "
-            "backbone.lr_scale x optimizer.lr (0.05), the whole model. Wall seconds: on 2 "
-            "cores, mostly beside another process."])
+            f"Seeds {sorted(set(tuned['seed']))} where run (means over them). The whole "
+            "model trains at backbone.lr_scale x optimizer.lr (optimizer.lr 0.05). Wall "
+            "seconds: on 2 cores, mostly beside another process."])
   chosen = df[(df["recipe"] == config.exp.chosen) | df["recipe"].isna()]
   chosen = chosen.assign(method=chosen["method"].replace({
       "jaxclean": "jaxclean", "jaxclean + kNN ranks": "jaxclean+kNN",

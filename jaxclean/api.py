@@ -63,10 +63,11 @@ def find_label_issues(x, labels, *, x_test=None, y_test=None, class_names=None,
   step with the records (a `num_classes` field is set to the run's outputs: the classes
   and the threshold copies' one), starting from `variables` where given (leaves whose
   shape differs, such as another head, start fresh); a model with variables trains at
-  `backbone__lr_scale` (0.05) times `optimizer__lr`, as a backbone fine-tuned by name does. `embed`, a jittable function from a
-  batch of images (B, H, W, C) float32 to features (B, D), with its parameters bound,
-  runs frozen mode: every example embedded once (cached under `data__cache_dir`), the
-  model trained on the features. A pretrained backbone by name: `backbone__name=...`.
+  `backbone__lr_scale` (0.05) times `optimizer__lr`, as a backbone fine-tuned by name
+  does. `embed`, a jittable function from a batch of images (B, H, W, C) float32 to
+  features (B, D), with its parameters bound, runs frozen mode: every example embedded
+  once (cached under `data__cache_dir`), the model trained on the features. A pretrained
+  backbone by name: `backbone__name=...`.
   """
   from jaxclean import checks, models, protocol
   from jaxclean.data import sources
