@@ -31,7 +31,7 @@ setuptools.setup(
         "jax>=0.8",
         "flax>=0.10",
         "optax>=0.2.4",
-        "orbax-checkpoint>=0.11",
+        "orbax-checkpoint>=0.11.20",  # ContinuousCheckpointingPolicy(minimum_interval_secs)
         "ml-collections>=1.0",
         "absl-py",
         "numpy>=1.26",
