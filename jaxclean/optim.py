@@ -37,15 +37,12 @@ def make_optimizer(config, steps_per_epoch: int, backbone_paths: list[str] | Non
   is `backbone.lr_scale` times `optimizer.lr`: `protocol.resolve`).
   """
   o = config.optimizer
-
-  def sgd() -> optax.GradientTransformation:
-    return optax.chain(
-        optax.add_decayed_weights(o.weight_decay),
-        optax.sgd(make_schedule(config, steps_per_epoch), momentum=o.momentum or None,
-                  nesterov=o.nesterov))
-
+  sgd = optax.chain(
+      optax.add_decayed_weights(o.weight_decay),
+      optax.sgd(make_schedule(config, steps_per_epoch), momentum=o.momentum or None,
+                nesterov=o.nesterov))
   if backbone_paths is None:
-    return sgd()
+    return sgd
   pattern = re.compile(config.backbone.trainable or ".*")
   trains = ["train" if pattern.search(p) else "frozen" for p in backbone_paths]
 
@@ -53,4 +50,4 @@ def make_optimizer(config, steps_per_epoch: int, backbone_paths: list[str] | Non
     return {k: (list(trains) if k == "backbone" else jax.tree.map(lambda _: "train", v))
             for k, v in params.items()}
 
-  return optax.multi_transform({"train": sgd(), "frozen": optax.set_to_zero()}, labels)
+  return optax.multi_transform({"train": sgd, "frozen": optax.set_to_zero()}, labels)

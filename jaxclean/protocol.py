@@ -134,8 +134,7 @@ def resolve(config, ds: data_lib.Dataset) -> ml_collections.ConfigDict:
   with c.unlocked():
     if c.model.name == "auto":
       c.model.name = models.auto(shape)
-    if models.start_variables(c.model.name) is not None or (
-        c.backbone.name and c.backbone.mode == "finetune"):
+    if models.start_variables(c.model.name) is not None or train.finetunes(c):
       c.optimizer.lr *= c.backbone.lr_scale
     if c.vector_batch and shape[:2] == (1, 1):
       batch = vector_batch(len(ds.train), c.batch_size)
@@ -147,7 +146,7 @@ def resolve(config, ds: data_lib.Dataset) -> ml_collections.ConfigDict:
 def model_name(config) -> str:
   """The model a run trains, as its first line and summary.json name it: in fine-tune mode
   the backbone with a linear head (`train.model_for`), else `model.name`."""
-  if config.backbone.name and config.backbone.mode == "finetune":
+  if train.finetunes(config):
     return f"{config.backbone.name} + linear head"
   return config.model.name
 

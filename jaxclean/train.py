@@ -106,10 +106,15 @@ def _start_from(variables: dict, start: dict, members: int) -> dict:
   return flax.traverse_util.unflatten_dict(flat, sep="/")
 
 
+def finetunes(config) -> bool:
+  """Whether the run trains a backbone by name with a linear head (`backbone.mode=finetune`)."""
+  return bool(config.backbone.name) and config.backbone.mode == "finetune"
+
+
 def model_for(config, num_classes: int, input_shape: tuple[int, ...]):
   """The model of `config.model` with `num_classes` outputs, or with `backbone.mode=finetune`
   the backbone with a linear head."""
-  if config.backbone.name and config.backbone.mode == "finetune":
+  if finetunes(config):
     from jaxclean import backbones
     return models.Finetuned(backbones.load(config.backbone.name, config.backbone.image_size,
                                            config.seed), num_classes)
