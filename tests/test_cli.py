@@ -88,6 +88,13 @@ def test_settings_are_refused_before_any_data_is_loaded(tmp_path):
   assert r.returncode == 2 and "num_epochs" in r.stderr and "imagenet" not in r.stderr
 
 
+def test_negative_checkpoint_seconds_are_refused(tmp_path):
+  r = _main(tmp_path, "--config.checkpoint.every_seconds=-1")
+  assert r.returncode == 2 and "every_seconds must be >= 0" in r.stderr, r.stderr[-1000:]
+  assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+  assert not os.path.exists(tmp_path / "checkpoints")
+
+
 def _shown(workdir):
   """README's main command's lines as a terminal shows them (progress-bar redraws aside)."""
   r = subprocess.run([sys.executable, "-m", "jaxclean.main", f"--workdir={workdir}"], cwd=ROOT,
